@@ -1,0 +1,57 @@
+"""Backend-agnostic maths of reparameterizable diagonal Gaussian mixtures.
+
+Written once against the Python array API (through ``array-api-compat``): every function
+takes NumPy, PyTorch, JAX (or any standard) arrays and returns arrays of the same
+namespace, dtype and device.  Importing this package imports neither torch nor JAX.
+
+Method: Graves (2016), "Stochastic Backpropagation through Mixture Density
+Distributions", arXiv:1607.05690; notation and algorithm in ``DESIGN.md`` §1.
+"""
+
+from .gradients import (
+    chosen_component_vjp,
+    hybrid_jvp,
+    hybrid_vjp,
+    implicit_jvp,
+    ESTIMATORS,
+    implicit_vjp,
+    resolve_estimator,
+    sum_to_shape,
+)
+from .mixture import (
+    cdf,
+    conditional_log_weights,
+    distributional_transform,
+    log_cdf,
+    log_prob,
+    logsumexp,
+    mean,
+    one_hot,
+    sample_from_noise,
+    variance,
+)
+from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
+
+__all__ = [
+    "ESTIMATORS",
+    "resolve_estimator",
+    "broadcast_shapes",
+    "cdf",
+    "check_parameter_values",
+    "chosen_component_vjp",
+    "conditional_log_weights",
+    "distributional_transform",
+    "hybrid_jvp",
+    "hybrid_vjp",
+    "implicit_jvp",
+    "implicit_vjp",
+    "log_cdf",
+    "log_prob",
+    "logsumexp",
+    "mean",
+    "mixture_shapes",
+    "one_hot",
+    "sample_from_noise",
+    "sum_to_shape",
+    "variance",
+]

@@ -1,0 +1,297 @@
+r"""Exact implicit sample gradients of a diagonal Gaussian mixture in O(N·K·D).
+
+Graves (2016), "Stochastic Backpropagation through Mixture Density Distributions",
+arXiv:1607.05690.  A sample is drawn ancestrally and held fixed through its
+distributional transform :math:`T(x;\theta) = u` (:func:`shared_math.distributional_transform`),
+so (his Eq. 6, made multivariate)
+
+.. math::
+
+    J\,\mathrm{d}x = -\frac{\partial T}{\partial\theta}\,\mathrm{d}\theta,
+    \qquad J = \frac{\partial T}{\partial x}\ \text{(lower triangular, } J_{dd} = f_d).
+
+**Structure** (``../shared/DESIGN.md`` §1).  With the conditional weights
+:math:`w_{kd}`, the conditional density :math:`f_d=\sum_k w_{kd}N_{kd}` and CDF
+:math:`F_d=\sum_k w_{kd}\Phi(z_{kd})`, for :math:`i<d`
+
+.. math::
+
+    J_{di} = \sum_k a_{kd}\,\gamma_{ki}, \qquad a_{kd} = w_{kd}(\Phi(z_{kd}) - F_d),
+    \qquad \gamma_{ki} = \partial_{x_i}\log N_{ki} = -z_{ki}/\sigma_{ki},
+
+so the off-diagonal part of :math:`J` has rank :math:`K` and both triangular solves are a
+single sweep over the dimensions with a :math:`K`-vector carry.  We sweep in the scaled
+variables :math:`u_d = f_d v_d` and :math:`\tilde a_{kd} = a_{kd}/f_d`, which stay bounded
+where :math:`f_d` itself underflows.
+
+**Parameter terms.**  :math:`\bar\theta = -\nabla_\theta\sum_d v_d T_d(x;\theta)` at fixed
+:math:`x, v`.  With responsibilities :math:`r_{kd}=w_{kd}N_{kd}/f_d` and
+:math:`E_{kd}=\sum_{d'>d} u_{d'}\tilde a_{kd'}` (the sweep's carry before step :math:`d`):
+
+.. math::
+
+    \bar\mu_{kd} = u_d r_{kd} - E_{kd}\frac{z_{kd}}{\sigma_{kd}},\qquad
+    \bar\sigma_{kd} = u_d r_{kd} z_{kd} - E_{kd}\frac{z_{kd}^2-1}{\sigma_{kd}},\qquad
+    \bar\ell_k = -\sum_d u_d\tilde a_{kd}.
+
+The last line is Graves' Eq. 22 for the weights, written through the logits; the
+softmax's normalising term drops out because :math:`\sum_k a_{kd}=0`.  For :math:`K=1`
+everything reduces to the reparameterization trick :math:`\bar\mu=g,\ \bar\sigma=gz`.
+
+**Numerics.**  :math:`\Phi(z_{kd})-F_d` is taken in whichever tail of :math:`F_d` is smaller
+(:math:`\Phi-F = Q_F-Q_\Phi` with :math:`Q=1-\Phi`), from ``log_ndtr`` values, so separated
+components and tiny scales keep their accuracy in float32.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._backend import log_ndtr, sequential_scan
+from .mixture import (
+    _conditional_log_weights,
+    exclusive_cumsum,
+    log_softmax,
+    logsumexp,
+    promote,
+    standardize,
+)
+
+
+class SweepTerms(NamedTuple):
+    """Per-sample quantities of the implicit gradient, each of shape ``(..., K, D)``.
+
+    ``z``: standardized point; ``inv_scales``: :math:`1/\\sigma`; ``responsibilities``:
+    :math:`r_{kd}`; ``a_scaled``: :math:`\\tilde a_{kd} = a_{kd}/f_d`; ``dlog_normal_dx``:
+    :math:`\\gamma_{kd} = -z_{kd}/\\sigma_{kd}`.
+    """
+
+    z: object
+    inv_scales: object
+    responsibilities: object
+    a_scaled: object
+    dlog_normal_dx: object
+
+
+def sweep_terms(x, locs, scales, logits, xp):
+    """The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype)."""
+    z, log_normal = standardize(x, locs, scales, xp)
+    inv_scales = 1.0 / scales
+    log_w = _conditional_log_weights(log_softmax(logits, xp), log_normal, xp)
+    log_w_normal = log_w + log_normal
+    log_density = logsumexp(log_w_normal, -2, xp, keepdims=True)  # log f_d
+    responsibilities = xp.exp(log_w_normal - log_density)
+
+    # Phi(z_kd) - F_d in the smaller tail of F_d, scaled by w_kd / f_d, from logs only.
+    log_lower = log_ndtr(z, xp)  # log Phi(z_kd)
+    log_upper = log_ndtr(-z, xp)  # log Q(z_kd) = log(1 - Phi(z_kd))
+    log_cdf = logsumexp(log_w + log_lower, -2, xp, keepdims=True)
+    log_survival = logsumexp(log_w + log_upper, -2, xp, keepdims=True)
+    use_lower = log_cdf <= log_survival
+    log_tail_component = xp.where(use_lower, log_lower, log_upper)
+    log_tail_mixture = xp.where(use_lower, log_cdf, log_survival)
+    sign = xp.where(use_lower, xp.ones_like(log_cdf), -xp.ones_like(log_cdf))
+    a_scaled = sign * (
+        xp.exp(log_w + log_tail_component - log_density) - xp.exp(log_w + log_tail_mixture - log_density)
+    )
+    # Broadcast z (and so the sample dims) into every term.
+    shape = z.shape
+    return SweepTerms(
+        z=z,
+        inv_scales=xp.broadcast_to(inv_scales, shape),
+        responsibilities=xp.broadcast_to(responsibilities, shape),
+        a_scaled=xp.broadcast_to(a_scaled, shape),
+        dlog_normal_dx=-z * inv_scales,
+    )
+
+
+def _to_front(array, xp):
+    return xp.moveaxis(array, -1, 0)
+
+
+def reverse_sweep(terms, cotangent, xp):
+    r"""Solve :math:`J^\top v = g` by one reverse sweep (``DESIGN.md`` §1).
+
+    For :math:`i = D-1,\dots,0`: :math:`E_{ki} = C_k`,
+    :math:`u_i = g_i - \sum_k \gamma_{ki} C_k`, :math:`C_k \mathrel{+}= u_i\tilde a_{ki}`.
+    Returns ``(u, carry_before, final_carry)`` with shapes ``(..., D)``, ``(..., K, D)``,
+    ``(..., K)``; :math:`v = u/f`.
+    """
+    batch_k = terms.z.shape[:-1]
+    cotangent = xp.broadcast_to(cotangent, batch_k[:-1] + (terms.z.shape[-1],))
+
+    def step(carry, slices):
+        g_i, gamma_i, a_i = slices
+        u_i = g_i - xp.sum(gamma_i * carry, axis=-1)
+        return carry + u_i[..., None] * a_i, (u_i, carry)
+
+    carry0 = xp.zeros_like(terms.z[..., 0])
+    final, (u, carry_before) = sequential_scan(
+        step,
+        carry0,
+        (_to_front(cotangent, xp), _to_front(terms.dlog_normal_dx, xp), _to_front(terms.a_scaled, xp)),
+        xp,
+        reverse=True,
+    )
+    return xp.moveaxis(u, 0, -1), xp.moveaxis(carry_before, 0, -1), final
+
+
+def forward_sweep(terms, scaled_transform_tangent, xp):
+    r"""Solve :math:`J\,\dot x = -\dot T` by one forward sweep, given :math:`\dot T_d / f_d`.
+
+    For :math:`d = 0,\dots,D-1`: :math:`\dot x_d = -\dot T_d/f_d - \sum_k \tilde a_{kd} G_k`,
+    :math:`G_k \mathrel{+}= \gamma_{kd}\dot x_d`.  Linear in the tangent, so JAX can
+    transpose it (reverse mode) and differentiate it again (higher orders).
+    """
+
+    def step(carry, slices):
+        t_d, a_d, gamma_d = slices
+        x_dot_d = -t_d - xp.sum(a_d * carry, axis=-1)
+        return carry + gamma_d * x_dot_d[..., None], (x_dot_d,)
+
+    carry0 = xp.zeros_like(terms.z[..., 0])
+    _, (x_dot,) = sequential_scan(
+        step,
+        carry0,
+        (
+            _to_front(scaled_transform_tangent, xp),
+            _to_front(terms.a_scaled, xp),
+            _to_front(terms.dlog_normal_dx, xp),
+        ),
+        xp,
+    )
+    return xp.moveaxis(x_dot, 0, -1)
+
+
+def sum_to_shape(array, shape, xp):
+    """Sum ``array`` over the dimensions that broadcasting added to ``shape``."""
+    shape = tuple(shape)
+    extra = array.ndim - len(shape)
+    if extra > 0:
+        array = xp.sum(array, axis=tuple(range(extra)))
+    squeezed = tuple(i for i, (have, want) in enumerate(zip(array.shape, shape)) if want == 1 and have != 1)
+    if squeezed:
+        array = xp.sum(array, axis=squeezed, keepdims=True)
+    return array
+
+
+def implicit_vjp(x, locs, scales, logits, cotangent, *, xp=None):
+    r"""Reverse-mode implicit gradient: ``(locs_bar, scales_bar, logits_bar)``.
+
+    :math:`\bar\theta = (\partial L/\partial x)\,\mathrm{d}x/\mathrm{d}\theta` for samples
+    ``x`` (shape ``(..., D)``) held fixed through their distributional transform, with
+    ``cotangent`` :math:`\partial L/\partial x` of the same shape.  Results have the
+    parameters' shapes (summed over sample and broadcast dimensions).  O(N·K·D) time and
+    memory; see the module docstring for the formulas.
+    """
+    xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
+    terms = sweep_terms(x, locs, scales, logits, xp)
+    u, carry_before, final_carry = reverse_sweep(terms, cotangent, xp)
+    u_r = u[..., None, :] * terms.responsibilities
+    carry_over_scale = carry_before * terms.inv_scales
+    locs_bar = u_r - carry_over_scale * terms.z
+    scales_bar = u_r * terms.z - carry_over_scale * (terms.z * terms.z - 1.0)
+    return (
+        sum_to_shape(locs_bar, locs.shape, xp),
+        sum_to_shape(scales_bar, scales.shape, xp),
+        sum_to_shape(-final_carry, logits.shape, xp),
+    )
+
+
+def _scaled_transform_tangent(terms, locs_dot, scales_dot, logits_dot, xp):
+    r""":math:`\dot T_d / f_d` at fixed :math:`x`, shape ``(..., D)``.
+
+    .. math::
+
+        \frac{\dot T_d}{f_d} = \sum_k \tilde a_{kd}\Big(\dot\ell_k + \sum_{j<d}
+        \frac{z_{kj}\dot\mu_{kj} + (z_{kj}^2-1)\dot\sigma_{kj}}{\sigma_{kj}}\Big)
+        - \sum_k r_{kd}(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd}).
+    """
+    z = terms.z
+    log_joint_dot = xp.zeros_like(z)
+    direct = xp.zeros_like(z)
+    if locs_dot is not None:
+        log_joint_dot = log_joint_dot + z * terms.inv_scales * locs_dot
+        direct = direct + locs_dot
+    if scales_dot is not None:
+        log_joint_dot = log_joint_dot + (z * z - 1.0) * terms.inv_scales * scales_dot
+        direct = direct + z * scales_dot
+    log_weight_dot = exclusive_cumsum(log_joint_dot, xp)
+    if logits_dot is not None:
+        log_weight_dot = log_weight_dot + logits_dot[..., None]
+    return xp.sum(terms.a_scaled * log_weight_dot - terms.responsibilities * direct, axis=-2)
+
+
+def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, xp=None):
+    r"""Forward-mode implicit gradient :math:`\dot x = -J^{-1}\,\partial_\theta T\,\dot\theta`.
+
+    Tangents have the parameters' shapes (``None`` means zero); the result has the
+    broadcast sample shape ``(..., D)``.  One forward sweep, O(N·K·D).
+    """
+    xp, (x, locs, scales, logits, locs_dot, scales_dot, logits_dot) = promote(
+        x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp
+    )
+    terms = sweep_terms(x, locs, scales, logits, xp)
+    scaled = _scaled_transform_tangent(terms, locs_dot, scales_dot, logits_dot, xp)
+    return forward_sweep(terms, scaled, xp)
+
+
+def chosen_component_vjp(component_one_hot, noise, cotangent, locs_shape, scales_shape, *, xp=None):
+    r"""Gradient through the chosen component, :math:`x = \mu_k + \sigma_k\varepsilon` given :math:`k`.
+
+    :math:`\bar\mu_{kd} = [k\text{ chosen}]\,g_d` and :math:`\bar\sigma_{kd} = [k\text{ chosen}]\,g_d\varepsilon_d`;
+    unbiased since :math:`E[h(x)] = \sum_k\pi_k E_\varepsilon[h(\mu_k+\sigma_k\varepsilon)]`.
+    """
+    xp, (component_one_hot, noise, cotangent) = promote(component_one_hot, noise, cotangent, xp=xp)
+    locs_bar = component_one_hot[..., None] * cotangent[..., None, :]
+    scales_bar = locs_bar * noise[..., None, :]
+    return sum_to_shape(locs_bar, locs_shape, xp), sum_to_shape(scales_bar, scales_shape, xp)
+
+
+def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, xp=None):
+    r"""The ``"hybrid"`` estimator: chosen-component gradient for ``locs``/``scales``,
+    implicit gradient (Graves Eq. 22, via :func:`implicit_vjp`'s sweep) for ``logits``.
+
+    ``x`` must be the draw ``sample_from_noise(locs, scales, component_one_hot, noise)``.
+    """
+    xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
+    terms = sweep_terms(x, locs, scales, logits, xp)
+    _, _, final_carry = reverse_sweep(terms, cotangent, xp)
+    locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
+    return locs_bar, scales_bar, sum_to_shape(-final_carry, logits.shape, xp)
+
+
+def hybrid_jvp(
+    x, locs, scales, logits, component_one_hot, noise, locs_dot=None, scales_dot=None, logits_dot=None, *, xp=None
+):
+    r"""Forward mode of :func:`hybrid_vjp`: :math:`\dot x = \dot\mu_k + \dot\sigma_k\varepsilon + \dot x^{\text{implicit}}(\dot\ell)`."""
+    xp, (x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot) = promote(
+        x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot, xp=xp
+    )
+    chosen = component_one_hot[..., None]
+    x_dot = xp.zeros_like(x + xp.sum(chosen * locs, axis=-2))
+    if locs_dot is not None:
+        x_dot = x_dot + xp.sum(chosen * locs_dot, axis=-2)
+    if scales_dot is not None:
+        x_dot = x_dot + xp.sum(chosen * scales_dot, axis=-2) * noise
+    if logits_dot is not None:
+        x_dot = x_dot + implicit_jvp(x, locs, scales, logits, None, None, logits_dot, xp=xp)
+    return x_dot
+
+
+ESTIMATORS = ("auto", "implicit", "hybrid")
+
+#: Largest event size D for which ``estimator="auto"`` picks ``"implicit"``; above it
+#: ``"hybrid"`` (chosen-component gradients for locs/scales have D-independent variance,
+#: the implicit ones grow with D).  Set from ``benchmarks/variance_study.py``
+#: (``docs/estimators.md``).
+AUTO_IMPLICIT_MAX_EVENT_SIZE = 8
+
+
+def resolve_estimator(estimator, event_size):
+    """The concrete estimator (``"implicit"`` or ``"hybrid"``) for ``estimator`` at event size ``event_size``."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
+    if estimator == "auto":
+        return "implicit" if event_size <= AUTO_IMPLICIT_MAX_EVENT_SIZE else "hybrid"
+    return estimator

@@ -1,0 +1,74 @@
+"""Shape and value checks shared by the adapters; every error names the offending parameter."""
+
+from __future__ import annotations
+
+from ._backend import get_namespace
+
+
+def mixture_shapes(locs_shape, scales_shape, logits_shape):
+    """``(batch_shape, K, D)`` of a diagonal mixture, or a ``ValueError`` naming the bad parameter.
+
+    ``locs``/``scales`` are ``(..., K, D)`` and ``logits`` ``(..., K)``; the leading
+    dimensions must broadcast.
+    """
+    locs_shape, scales_shape, logits_shape = tuple(locs_shape), tuple(scales_shape), tuple(logits_shape)
+    if len(locs_shape) < 2:
+        raise ValueError(f"locs must have shape (..., K, D); got {locs_shape}")
+    if len(scales_shape) < 2:
+        raise ValueError(f"scales must have shape (..., K, D); got {scales_shape}")
+    if len(logits_shape) < 1:
+        raise ValueError(f"logits must have shape (..., K); got {logits_shape}")
+    num_components, event_size = locs_shape[-2:]
+    if event_size < 1:
+        raise ValueError(f"locs must have at least one event dimension D; got shape {locs_shape}")
+    if num_components < 1:
+        raise ValueError(f"locs must have at least one component K; got shape {locs_shape}")
+    if scales_shape[-1] != event_size and scales_shape[-1] != 1:
+        raise ValueError(f"scales has event size {scales_shape[-1]} but locs has D={event_size}")
+    if scales_shape[-2] != num_components and scales_shape[-2] != 1:
+        raise ValueError(f"scales has {scales_shape[-2]} components but locs has K={num_components}")
+    if logits_shape[-1] != num_components:
+        raise ValueError(f"logits has {logits_shape[-1]} components but locs has K={num_components}")
+    batch_shape = broadcast_shapes(
+        ("locs", locs_shape[:-2]), ("scales", scales_shape[:-2]), ("logits", logits_shape[:-1])
+    )
+    return batch_shape, num_components, event_size
+
+
+def broadcast_shapes(*named_shapes):
+    """Broadcast of ``(name, shape)`` pairs, with a ``ValueError`` naming the pair that clashes."""
+    result: list[int] = []
+    owner: list[str] = []
+    for name, shape in named_shapes:
+        shape = tuple(shape)
+        pad = len(shape) - len(result)
+        if pad > 0:
+            result = [1] * pad + result
+            owner = [name] * pad + owner
+        offset = len(result) - len(shape)
+        for i, size in enumerate(shape):
+            j = offset + i
+            if result[j] == 1:
+                result[j], owner[j] = size, name
+            elif size != 1 and size != result[j]:
+                raise ValueError(
+                    f"batch shape of {name} {shape} does not broadcast with that of {owner[j]} "
+                    f"(size {size} vs {result[j]} in batch dimension {j})"
+                )
+    return tuple(result)
+
+
+def check_parameter_values(locs, scales, logits, *, xp=None):
+    """``ValueError`` if ``locs``/``logits`` hold NaN or infinity or ``scales`` are not positive and finite.
+
+    Needs concrete values (call outside ``jax.jit`` tracing).
+    """
+    xp = get_namespace(locs, scales, logits) if xp is None else xp
+    if bool(xp.any(~xp.isfinite(locs))):
+        raise ValueError("locs must be finite (found NaN or infinity)")
+    if bool(xp.any(~xp.isfinite(logits))):
+        raise ValueError("logits must be finite (found NaN or infinity)")
+    if bool(xp.any(xp.isnan(scales))):
+        raise ValueError("scales must be positive (found NaN)")
+    if bool(xp.any(~(scales > 0))) or bool(xp.any(~xp.isfinite(scales))):
+        raise ValueError("scales must be positive and finite (found a value <= 0 or infinity)")
