@@ -64,6 +64,7 @@ def sequential_scan(step, carry, sequences, xp, *, reverse=False):
         import jax
 
         return jax.lax.scan(step, carry, tuple(sequences), reverse=reverse)
+    sequences = [_contiguous(seq, xp) for seq in sequences]
     length = sequences[0].shape[0]
     order = range(length - 1, -1, -1) if reverse else range(length)
     collected = [None] * length
@@ -72,3 +73,14 @@ def sequential_scan(step, carry, sequences, xp, *, reverse=False):
         collected[index] = outputs
     stacked = tuple(xp.stack([collected[i][j] for i in range(length)], axis=0) for j in range(len(collected[0])))
     return carry, stacked
+
+
+def _contiguous(array, xp):
+    """A C-contiguous copy of a strided view, so the loop's slices are dense (NumPy, torch)."""
+    if is_torch_namespace(xp):
+        return array.contiguous()
+    if is_numpy_namespace(xp):
+        import numpy as np
+
+        return np.ascontiguousarray(array)
+    return array

@@ -74,26 +74,41 @@ class SweepTerms(NamedTuple):
 
 
 def sweep_terms(x, locs, scales, logits, xp):
-    """The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype)."""
+    r"""The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype).
+
+    With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}` and
+    :math:`L_d = \operatorname{logsumexp}_k S_{kd} = \log p(x_{\le d})`:
+    :math:`\log w_{kd} = S_{k,d-1} - L_{d-1}`, :math:`\log f_d = L_d - L_{d-1}`, so
+    :math:`\log(w_{kd}/f_d) = S_{k,d-1} - L_d` and :math:`r_{kd} = \exp(S_{kd} - L_d)`: one
+    cumulative sum and one log-sum-exp serve all three.
+
+    For :math:`\tilde a`, each :math:`\Phi(z_{kd})` is taken in whichever tail of the
+    mixture CDF :math:`F_d` is smaller (tail :math:`t_{kd}` = :math:`\Phi(z_{kd})` if
+    :math:`F_d\le\frac12`, else :math:`1-\Phi(z_{kd})`, with sign :math:`s_d=\pm1`):
+    :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}` from logs, and
+    :math:`\tilde a_{kd} = s_d\,(P_{kd} - w_{kd}\sum_j P_{jd})`.
+    """
     z, log_normal = standardize(x, locs, scales, xp)
     inv_scales = 1.0 / scales
-    log_w = _conditional_log_weights(log_softmax(logits, xp), log_normal, xp)
-    log_w_normal = log_w + log_normal
-    log_density = logsumexp(log_w_normal, -2, xp, keepdims=True)  # log f_d
-    responsibilities = xp.exp(log_w_normal - log_density)
+    log_pi = xp.broadcast_to(log_softmax(logits, xp)[..., None], log_normal.shape[:-1] + (1,))
+    joint = log_pi + xp.cumulative_sum(log_normal, axis=-1)  # S_kd
+    log_marginal = logsumexp(joint, -2, xp, keepdims=True)  # L_d
+    joint_before = xp.concat([log_pi, joint[..., :-1]], axis=-1)  # S_{k,d-1}
+    log_marginal_before = xp.concat([xp.zeros_like(log_marginal[..., :1]), log_marginal[..., :-1]], axis=-1)
+    weights = xp.exp(joint_before - log_marginal_before)  # w_kd
+    log_w_over_f = joint_before - log_marginal
+    responsibilities = xp.exp(joint - log_marginal)
 
-    # Phi(z_kd) - F_d in the smaller tail of F_d, scaled by w_kd / f_d, from logs only.
-    log_lower = log_ndtr(z, xp)  # log Phi(z_kd)
-    log_upper = log_ndtr(-z, xp)  # log Q(z_kd) = log(1 - Phi(z_kd))
-    log_cdf = logsumexp(log_w + log_lower, -2, xp, keepdims=True)
-    log_survival = logsumexp(log_w + log_upper, -2, xp, keepdims=True)
-    use_lower = log_cdf <= log_survival
-    log_tail_component = xp.where(use_lower, log_lower, log_upper)
-    log_tail_mixture = xp.where(use_lower, log_cdf, log_survival)
-    sign = xp.where(use_lower, xp.ones_like(log_cdf), -xp.ones_like(log_cdf))
-    a_scaled = sign * (
-        xp.exp(log_w + log_tail_component - log_density) - xp.exp(log_w + log_tail_mixture - log_density)
-    )
+    # Each component's smaller tail Phi(-|z|) from one log_ndtr; the larger as log1p(-p).
+    negative = z < 0
+    log_small = log_ndtr(-xp.abs(z), xp)
+    small = xp.exp(log_small)
+    mixture_cdf = xp.sum(weights * xp.where(negative, small, 1.0 - small), axis=-2, keepdims=True)
+    use_lower = mixture_cdf <= 0.5
+    log_tail = xp.where(use_lower == negative, log_small, xp.log1p(-small))
+    scaled_tail = xp.exp(log_w_over_f + log_tail)  # P_kd
+    sign = xp.where(use_lower, xp.ones_like(mixture_cdf), -xp.ones_like(mixture_cdf))
+    a_scaled = sign * (scaled_tail - weights * xp.sum(scaled_tail, axis=-2, keepdims=True))
     # Broadcast z (and so the sample dims) into every term.
     shape = z.shape
     return SweepTerms(
