@@ -64,7 +64,6 @@ def sequential_scan(step, carry, sequences, xp, *, reverse=False):
         import jax
 
         return jax.lax.scan(step, carry, tuple(sequences), reverse=reverse)
-    sequences = [_contiguous(seq, xp) for seq in sequences]
     length = sequences[0].shape[0]
     order = range(length - 1, -1, -1) if reverse else range(length)
     collected = [None] * length
@@ -75,8 +74,12 @@ def sequential_scan(step, carry, sequences, xp, *, reverse=False):
     return carry, stacked
 
 
-def _contiguous(array, xp):
-    """A C-contiguous copy of a strided view, so the loop's slices are dense (NumPy, torch)."""
+def contiguous(array, xp):
+    """``array`` laid out C-contiguously (a copy only if it is a strided view; NumPy, torch).
+
+    torch's elementwise ops give outputs the memory layout of their inputs, so the
+    dimension-major inputs of the sweeps are made contiguous once, up front.
+    """
     if is_torch_namespace(xp):
         return array.contiguous()
     if is_numpy_namespace(xp):

@@ -47,23 +47,18 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import log_ndtr, sequential_scan
-from .mixture import (
-    _conditional_log_weights,
-    exclusive_cumsum,
-    log_softmax,
-    logsumexp,
-    promote,
-    standardize,
-)
+from ._backend import LOG_SQRT_2PI, contiguous, log_ndtr, sequential_scan
+from .mixture import log_softmax, logsumexp, promote
 
 
 class SweepTerms(NamedTuple):
-    """Per-sample quantities of the implicit gradient, each of shape ``(..., K, D)``.
+    """Per-sample quantities of the implicit gradient in dimension-major layout ``(D, ..., K)``.
 
     ``z``: standardized point; ``inv_scales``: :math:`1/\\sigma`; ``responsibilities``:
     :math:`r_{kd}`; ``a_scaled``: :math:`\\tilde a_{kd} = a_{kd}/f_d`; ``dlog_normal_dx``:
-    :math:`\\gamma_{kd} = -z_{kd}/\\sigma_{kd}`.
+    :math:`\\gamma_{kd} = -z_{kd}/\\sigma_{kd}`.  The event axis comes first so that each
+    step of the sweeps reads one contiguous ``(..., K)`` slice and the sums over components
+    run along the last axis.
     """
 
     z: object
@@ -73,7 +68,43 @@ class SweepTerms(NamedTuple):
     dlog_normal_dx: object
 
 
-def sweep_terms(x, locs, scales, logits, xp):
+class DimensionMajor:
+    """Moves arrays between the public layout ``(..., K, D)`` and the internal ``(D, ..., K)``.
+
+    Every array is first padded to the common number of batch dimensions ``batch_ndim``
+    (sample and batch dimensions of ``x`` and the parameters), so that broadcasting in the
+    internal layout lines up.
+    """
+
+    def __init__(self, batch_ndim, xp):
+        self.batch_ndim = batch_ndim
+        self.xp = xp
+
+    def _pad(self, array, core_ndim):
+        shape = tuple(array.shape)
+        return self.xp.reshape(array, (1,) * (self.batch_ndim + core_ndim - len(shape)) + shape)
+
+    def event_first(self, array, core_ndim):
+        """``(..., D)`` (``core_ndim=1``) or ``(..., K, D)`` (``core_ndim=2``) to ``(D, ...)`` / ``(D, ..., K)``."""
+        return contiguous(self.xp.moveaxis(self._pad(array, core_ndim), -1, 0), self.xp)
+
+    def batch_padded(self, array):
+        """``(..., K)`` padded to ``batch_ndim`` batch dimensions."""
+        return self._pad(array, 1)
+
+    def parameter(self, full, shape):
+        """Sum ``(D, ..., K)`` over broadcast dimensions and return it in the layout ``shape`` ``(..., K, D)``."""
+        padded = (1,) * (self.batch_ndim + 2 - len(shape)) + tuple(shape)
+        target = (padded[-1],) + padded[:-1]
+        return self.xp.reshape(self.xp.moveaxis(sum_to_shape(full, target, self.xp), 0, -1), tuple(shape))
+
+
+def _layout(x, locs, scales, logits, xp):
+    batch_ndim = max(x.ndim - 1, locs.ndim - 2, scales.ndim - 2, logits.ndim - 1)
+    return DimensionMajor(batch_ndim, xp)
+
+
+def sweep_terms(x, locs, scales, logits, xp, layout=None):
     r"""The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype).
 
     With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}` and
@@ -88,13 +119,16 @@ def sweep_terms(x, locs, scales, logits, xp):
     :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}` from logs, and
     :math:`\tilde a_{kd} = s_d\,(P_{kd} - w_{kd}\sum_j P_{jd})`.
     """
-    z, log_normal = standardize(x, locs, scales, xp)
-    inv_scales = 1.0 / scales
-    log_pi = xp.broadcast_to(log_softmax(logits, xp)[..., None], log_normal.shape[:-1] + (1,))
-    joint = log_pi + xp.cumulative_sum(log_normal, axis=-1)  # S_kd
-    log_marginal = logsumexp(joint, -2, xp, keepdims=True)  # L_d
-    joint_before = xp.concat([log_pi, joint[..., :-1]], axis=-1)  # S_{k,d-1}
-    log_marginal_before = xp.concat([xp.zeros_like(log_marginal[..., :1]), log_marginal[..., :-1]], axis=-1)
+    layout = _layout(x, locs, scales, logits, xp) if layout is None else layout
+    scales_t = layout.event_first(scales, 2)
+    inv_scales = 1.0 / scales_t
+    z = (layout.event_first(x, 1)[..., None] - layout.event_first(locs, 2)) * inv_scales
+    log_normal = -0.5 * z * z - (xp.log(scales_t) + LOG_SQRT_2PI)
+    log_pi = xp.broadcast_to(log_softmax(layout.batch_padded(logits), xp)[None, ...], (1,) + tuple(z.shape[1:]))
+    joint = log_pi + xp.cumulative_sum(log_normal, axis=0)  # S_kd
+    log_marginal = logsumexp(joint, -1, xp, keepdims=True)  # L_d
+    joint_before = xp.concat([log_pi, joint[:-1, ...]], axis=0)  # S_{k,d-1}
+    log_marginal_before = xp.concat([xp.zeros_like(log_marginal[:1, ...]), log_marginal[:-1, ...]], axis=0)
     weights = xp.exp(joint_before - log_marginal_before)  # w_kd
     log_w_over_f = joint_before - log_marginal
     responsibilities = xp.exp(joint - log_marginal)
@@ -103,79 +137,63 @@ def sweep_terms(x, locs, scales, logits, xp):
     negative = z < 0
     log_small = log_ndtr(-xp.abs(z), xp)
     small = xp.exp(log_small)
-    mixture_cdf = xp.sum(weights * xp.where(negative, small, 1.0 - small), axis=-2, keepdims=True)
+    mixture_cdf = xp.sum(weights * xp.where(negative, small, 1.0 - small), axis=-1, keepdims=True)
     use_lower = mixture_cdf <= 0.5
     log_tail = xp.where(use_lower == negative, log_small, xp.log1p(-small))
     scaled_tail = xp.exp(log_w_over_f + log_tail)  # P_kd
     sign = xp.where(use_lower, xp.ones_like(mixture_cdf), -xp.ones_like(mixture_cdf))
-    a_scaled = sign * (scaled_tail - weights * xp.sum(scaled_tail, axis=-2, keepdims=True))
-    # Broadcast z (and so the sample dims) into every term.
-    shape = z.shape
+    a_scaled = sign * (scaled_tail - weights * xp.sum(scaled_tail, axis=-1, keepdims=True))
     return SweepTerms(
         z=z,
-        inv_scales=xp.broadcast_to(inv_scales, shape),
-        responsibilities=xp.broadcast_to(responsibilities, shape),
-        a_scaled=xp.broadcast_to(a_scaled, shape),
+        inv_scales=inv_scales,
+        responsibilities=responsibilities,
+        a_scaled=a_scaled,
         dlog_normal_dx=-z * inv_scales,
     )
 
 
-def _to_front(array, xp):
-    return xp.moveaxis(array, -1, 0)
-
-
-def reverse_sweep(terms, cotangent, xp):
+def reverse_sweep(terms, cotangent_t, xp):
     r"""Solve :math:`J^\top v = g` by one reverse sweep (``DESIGN.md`` §1).
 
     For :math:`i = D-1,\dots,0`: :math:`E_{ki} = C_k`,
     :math:`u_i = g_i - \sum_k \gamma_{ki} C_k`, :math:`C_k \mathrel{+}= u_i\tilde a_{ki}`.
-    Returns ``(u, carry_before, final_carry)`` with shapes ``(..., D)``, ``(..., K, D)``,
-    ``(..., K)``; :math:`v = u/f`.
+    ``cotangent_t`` is :math:`g` in layout ``(D, ...)``.  Returns ``(u, carry_before,
+    final_carry)`` with shapes ``(D, ...)``, ``(D, ..., K)``, ``(..., K)``; :math:`v = u/f`.
     """
-    batch_k = terms.z.shape[:-1]
-    cotangent = xp.broadcast_to(cotangent, batch_k[:-1] + (terms.z.shape[-1],))
+    cotangent_t = xp.broadcast_to(cotangent_t, tuple(terms.z.shape[:-1]))
 
     def step(carry, slices):
         g_i, gamma_i, a_i = slices
         u_i = g_i - xp.sum(gamma_i * carry, axis=-1)
         return carry + u_i[..., None] * a_i, (u_i, carry)
 
-    carry0 = xp.zeros_like(terms.z[..., 0])
+    carry0 = xp.zeros_like(terms.z[0, ...])
     final, (u, carry_before) = sequential_scan(
-        step,
-        carry0,
-        (_to_front(cotangent, xp), _to_front(terms.dlog_normal_dx, xp), _to_front(terms.a_scaled, xp)),
-        xp,
-        reverse=True,
+        step, carry0, (cotangent_t, terms.dlog_normal_dx, terms.a_scaled), xp, reverse=True
     )
-    return xp.moveaxis(u, 0, -1), xp.moveaxis(carry_before, 0, -1), final
+    return u, carry_before, final
 
 
 def forward_sweep(terms, scaled_transform_tangent, xp):
-    r"""Solve :math:`J\,\dot x = -\dot T` by one forward sweep, given :math:`\dot T_d / f_d`.
+    r"""Solve :math:`J\,\dot x = -\dot T` by one forward sweep, given :math:`\dot T_d / f_d` as ``(D, ...)``.
 
     For :math:`d = 0,\dots,D-1`: :math:`\dot x_d = -\dot T_d/f_d - \sum_k \tilde a_{kd} G_k`,
     :math:`G_k \mathrel{+}= \gamma_{kd}\dot x_d`.  Linear in the tangent, so JAX can
-    transpose it (reverse mode) and differentiate it again (higher orders).
+    transpose it (reverse mode) and differentiate it again (higher orders).  Returns
+    :math:`\dot x` as ``(D, ...)``.
     """
+    scaled_transform_tangent = xp.broadcast_to(scaled_transform_tangent, tuple(terms.z.shape[:-1]))
 
     def step(carry, slices):
         t_d, a_d, gamma_d = slices
         x_dot_d = -t_d - xp.sum(a_d * carry, axis=-1)
         return carry + gamma_d * x_dot_d[..., None], (x_dot_d,)
 
-    carry0 = xp.zeros_like(terms.z[..., 0])
+    carry0 = xp.zeros_like(terms.z[0, ...])
     _, (x_dot,) = sequential_scan(
-        step,
-        carry0,
-        (
-            _to_front(scaled_transform_tangent, xp),
-            _to_front(terms.a_scaled, xp),
-            _to_front(terms.dlog_normal_dx, xp),
-        ),
-        xp,
+        step, carry0, (scaled_transform_tangent, terms.a_scaled, terms.dlog_normal_dx), xp
     )
-    return xp.moveaxis(x_dot, 0, -1)
+    return x_dot
 
 
 def sum_to_shape(array, shape, xp):
@@ -200,41 +218,48 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     memory; see the module docstring for the formulas.
     """
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
-    terms = sweep_terms(x, locs, scales, logits, xp)
-    u, carry_before, final_carry = reverse_sweep(terms, cotangent, xp)
-    u_r = u[..., None, :] * terms.responsibilities
+    layout = _layout(x, locs, scales, logits, xp)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    u, carry_before, final_carry = reverse_sweep(terms, layout.event_first(cotangent, 1), xp)
+    u_r = u[..., None] * terms.responsibilities
     carry_over_scale = carry_before * terms.inv_scales
     locs_bar = u_r - carry_over_scale * terms.z
     scales_bar = u_r * terms.z - carry_over_scale * (terms.z * terms.z - 1.0)
     return (
-        sum_to_shape(locs_bar, locs.shape, xp),
-        sum_to_shape(scales_bar, scales.shape, xp),
+        layout.parameter(locs_bar, locs.shape),
+        layout.parameter(scales_bar, scales.shape),
         sum_to_shape(-final_carry, logits.shape, xp),
     )
 
 
-def _scaled_transform_tangent(terms, locs_dot, scales_dot, logits_dot, xp):
-    r""":math:`\dot T_d / f_d` at fixed :math:`x`, shape ``(..., D)``.
+def _scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp):
+    r""":math:`\dot T_d / f_d` at fixed :math:`x`, layout ``(D, ...)``.
 
     .. math::
 
         \frac{\dot T_d}{f_d} = \sum_k \tilde a_{kd}\Big(\dot\ell_k + \sum_{j<d}
         \frac{z_{kj}\dot\mu_{kj} + (z_{kj}^2-1)\dot\sigma_{kj}}{\sigma_{kj}}\Big)
         - \sum_k r_{kd}(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd}).
+
+    (The softmax's normalising term of :math:`\dot\ell` drops out: :math:`\sum_k\tilde a_{kd}=0`.)
     """
     z = terms.z
     log_joint_dot = xp.zeros_like(z)
     direct = xp.zeros_like(z)
     if locs_dot is not None:
+        locs_dot = layout.event_first(locs_dot, 2)
         log_joint_dot = log_joint_dot + z * terms.inv_scales * locs_dot
         direct = direct + locs_dot
     if scales_dot is not None:
+        scales_dot = layout.event_first(scales_dot, 2)
         log_joint_dot = log_joint_dot + (z * z - 1.0) * terms.inv_scales * scales_dot
         direct = direct + z * scales_dot
-    log_weight_dot = exclusive_cumsum(log_joint_dot, xp)
+    log_weight_dot = xp.concat(
+        [xp.zeros_like(log_joint_dot[:1, ...]), xp.cumulative_sum(log_joint_dot[:-1, ...], axis=0)], axis=0
+    )
     if logits_dot is not None:
-        log_weight_dot = log_weight_dot + logits_dot[..., None]
-    return xp.sum(terms.a_scaled * log_weight_dot - terms.responsibilities * direct, axis=-2)
+        log_weight_dot = log_weight_dot + layout.batch_padded(logits_dot)[None, ...]
+    return xp.sum(terms.a_scaled * log_weight_dot - terms.responsibilities * direct, axis=-1)
 
 
 def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, xp=None):
@@ -246,9 +271,10 @@ def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits
     xp, (x, locs, scales, logits, locs_dot, scales_dot, logits_dot) = promote(
         x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp
     )
-    terms = sweep_terms(x, locs, scales, logits, xp)
-    scaled = _scaled_transform_tangent(terms, locs_dot, scales_dot, logits_dot, xp)
-    return forward_sweep(terms, scaled, xp)
+    layout = _layout(x, locs, scales, logits, xp)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    scaled = _scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp)
+    return xp.moveaxis(forward_sweep(terms, scaled, xp), 0, -1)
 
 
 def chosen_component_vjp(component_one_hot, noise, cotangent, locs_shape, scales_shape, *, xp=None):
@@ -270,8 +296,9 @@ def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, 
     ``x`` must be the draw ``sample_from_noise(locs, scales, component_one_hot, noise)``.
     """
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
-    terms = sweep_terms(x, locs, scales, logits, xp)
-    _, _, final_carry = reverse_sweep(terms, cotangent, xp)
+    layout = _layout(x, locs, scales, logits, xp)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    _, _, final_carry = reverse_sweep(terms, layout.event_first(cotangent, 1), xp)
     locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
     return locs_bar, scales_bar, sum_to_shape(-final_carry, logits.shape, xp)
 
