@@ -1,0 +1,192 @@
+"""Values of ``shared_math`` on every backend against the brute-force reference (``_reference.py``).
+
+Covered: ``log_prob``, ``cdf``, ``log_cdf``, ``conditional_log_weights``,
+``distributional_transform``, ``mean``, ``variance``, ``one_hot``, ``sample_from_noise``;
+output namespace, dtype (float32 in -> float32 out) and shape follow the inputs.
+Tolerances (criterion of :func:`_reference.assert_close`): 1e-12 relative in float64,
+1e-4 relative to the float64 value in float32 (benign parameters here; hard float32
+parameters are in ``test_shared_math_float32.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import _reference as ref
+import shared_math
+
+SIZES = [(1, 1), (3, 4)]  # (K, D)
+#: JAX compiles every operation anew for each shape and dtype (about 0.3 s a function), so it
+#: runs a representative subset of the shape cases; the other backends run them all.
+JAX_COMBOS = {("broadcast", (3, 4)), ("unbatched", (1, 1))}
+
+
+def backend_case_size_combos():
+    """``(backend, case, size)`` parameters for the ``xp`` fixture (indirect) and the data."""
+    combos = []
+    for backend in ("numpy", "torch", "jax", "strict"):
+        for case in ref.SHAPE_CASES:
+            for size in SIZES:
+                if backend != "jax" or (case, size) in JAX_COMBOS:
+                    combos.append(pytest.param(backend, case, size, id=f"{backend}-{case}-K{size[0]}D{size[1]}"))
+    return combos
+
+
+@functools.lru_cache(maxsize=None)
+def case_with_reference(name, num_components, event_size):
+    data = ref.mixture_case(name, num_components, event_size, seed=hash((name, num_components, event_size)) % 2**32)
+    args = (data["x"], data["locs"], data["scales"], data["logits"])
+    data["ref"] = dict(
+        log_prob=ref.log_prob(*args),
+        conditional_log_weights=ref.conditional_log_weights(*args),
+        distributional_transform=ref.distributional_transform(*args),
+        mean=ref.mean(*args[1:]),
+        variance=ref.variance(*args[1:]),
+    )
+    return data
+
+
+def _call(xp, function, data, keys, dtype=None):
+    return function(*(xp.asarray(data[k], dtype) for k in keys))
+
+
+POINT_FUNCTIONS = ["log_prob", "conditional_log_weights", "distributional_transform"]
+PARAMETER_FUNCTIONS = ["mean", "variance"]
+
+
+@pytest.mark.parametrize("xp,case,size", backend_case_size_combos(), indirect=["xp"])
+@pytest.mark.parametrize("function", POINT_FUNCTIONS + PARAMETER_FUNCTIONS)
+def test_values_match_reference(xp, function, case, size):
+    data = case_with_reference(case, *size)
+    keys = ("locs", "scales", "logits") if function in PARAMETER_FUNCTIONS else ("x", "locs", "scales", "logits")
+    out = _call(xp, getattr(shared_math, function), data, keys)
+    assert xp.owns(out), f"{function} returned {type(out)} for {xp.name} inputs"
+    assert out.dtype == xp.float64
+    ref.assert_close(xp.to_numpy(out), data["ref"][function], 1e-12, what=f"{function} {xp.name}")
+
+
+@pytest.mark.parametrize("function", POINT_FUNCTIONS + PARAMETER_FUNCTIONS)
+def test_values_float32_in_float32_out(xp, function):
+    data = case_with_reference("broadcast", 3, 4)
+    keys = ("locs", "scales", "logits") if function in PARAMETER_FUNCTIONS else ("x", "locs", "scales", "logits")
+    out32 = _call(xp, getattr(shared_math, function), data, keys, "float32")
+    assert xp.owns(out32) and out32.dtype == xp.float32
+    ref.assert_close(xp.to_numpy(out32), data["ref"][function], 1e-4, what=f"{function} float32 {xp.name}")
+
+
+def test_first_conditional_weights_are_mixture_weights_and_normalised(xp):
+    data = case_with_reference("broadcast", 3, 4)
+    log_w = xp.to_numpy(_call(xp, shared_math.conditional_log_weights, data, ("x", "locs", "scales", "logits")))
+    pi = np.exp(data["logits"] - np.log(np.sum(np.exp(data["logits"]), -1, keepdims=True)))
+    np.testing.assert_allclose(np.exp(log_w[..., 0]), np.broadcast_to(pi, log_w.shape[:-1]), rtol=1e-13)
+    np.testing.assert_allclose(np.sum(np.exp(log_w), axis=-2), 1.0, rtol=1e-13)
+
+
+def test_mixed_dtypes_promote_to_float64(xp):
+    data = case_with_reference("unbatched", 3, 4)
+    out = shared_math.log_prob(
+        xp.asarray(data["x"], "float32"), xp.asarray(data["locs"]), xp.asarray(data["scales"], "float32"),
+        xp.asarray(data["logits"], "float32"),
+    )
+    assert out.dtype == xp.float64
+
+
+# ------------------------------------------------------------------------------------------
+# 1-D cdf / log_cdf against scipy.stats, including the far tails.
+# ------------------------------------------------------------------------------------------
+
+
+def _one_d_case():
+    rng = np.random.default_rng(11)
+    locs = np.array([[-1.0, 0.5, 3.0], [0.0, 0.2, -2.0]])  # batch (2,), K=3
+    scales = np.array([0.3, 1.0, 2.0])  # broadcast over the batch
+    logits = rng.standard_normal((1, 3))
+    # x: sample dims (4,) in front of the batch (2,); values from the far lower tail
+    # (z ~ -60: Phi ~ 1e-800 underflows, log Phi does not) to the far upper tail.
+    x = np.stack([np.full(2, -100.0), np.full(2, -0.7), np.full(2, 2.5), np.full(2, 40.0)])
+    return x, locs, scales, logits
+
+
+def test_cdf_and_log_cdf_match_scipy(xp):
+    x, locs, scales, logits = _one_d_case()
+    args = [xp.asarray(a) for a in (x, locs, scales, logits)]
+    log_cdf = shared_math.log_cdf(*args)
+    cdf = shared_math.cdf(*args)
+    assert xp.owns(log_cdf) and xp.owns(cdf) and cdf.shape == log_cdf.shape == (4, 2)
+    ref.assert_close(xp.to_numpy(log_cdf), ref.log_cdf_1d(x, locs, scales, logits), 1e-12, floor=0.0, what="log_cdf")
+    ref.assert_close(xp.to_numpy(cdf), ref.cdf_1d(x, locs, scales, logits), 1e-12, floor=0.0, what="cdf")
+    assert np.all(np.isfinite(xp.to_numpy(log_cdf)))
+
+    args32 = [xp.asarray(a, "float32") for a in (x, locs, scales, logits)]
+    log_cdf32 = shared_math.log_cdf(*args32)
+    assert log_cdf32.dtype == xp.float32
+    # float32 log_cdf stays finite and relatively accurate even where Phi underflows float32.
+    # Criterion: |a - e| <= 1e-5 |e| + 1e-6 (absolute near log F = 0, where float32 rounds F).
+    np.testing.assert_allclose(
+        xp.to_numpy(log_cdf32), ref.log_cdf_1d(*(a.astype(np.float32) for a in (x, locs, scales, logits))),
+        rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_log_cdf_gradient_is_finite_in_far_lower_tail_float32():
+    """``log(ndtr(z))`` has NaN gradients near z = -40 in float32; log_cdf must not (DESIGN §1)."""
+    import torch
+
+    x = torch.tensor([-40.0, -60.0, -300.0], dtype=torch.float32, requires_grad=True)
+    locs = torch.tensor([0.0, 1.0])
+    scales = torch.tensor([1.0, 1.0])
+    logits = torch.tensor([0.3, -0.2])
+    (grad,) = torch.autograd.grad(shared_math.log_cdf(x, locs, scales, logits).sum(), x)
+    assert torch.all(torch.isfinite(grad))
+    # d/dx log Phi(x) ~ -x for x -> -inf (the dominant component is locs=0); within 1%.
+    np.testing.assert_allclose(grad.numpy(), -x.detach().numpy(), rtol=1e-2)
+
+
+# ------------------------------------------------------------------------------------------
+# The distributional transform maps the mixture to Uniform(0, 1)^D (a statistical test).
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_size", [3])
+def test_transform_of_mixture_draws_is_uniform(event_size):
+    """N = 4000 seeded draws of a K=3 mixture; each T_d and the product of pairs are tested:
+    KS p-value > 1e-4 per dimension (Bonferroni over D), and |corr(T_i, T_j)| < 4.5 sigma
+    (sigma = 1/sqrt(N)) for independence."""
+    rng = np.random.default_rng(5)
+    locs, scales, logits = ref.random_parameters(rng, (3, event_size), (3, event_size), (3,), spread=2.0)
+    x, _, _ = ref.sample_mixture(rng, locs, scales, logits, (4000,))
+    u = shared_math.distributional_transform(x, locs, scales, logits)
+    for d in range(event_size):
+        assert scipy.stats.kstest(u[:, d], "uniform").pvalue > 1e-4 / event_size
+    corr = np.corrcoef(u.T)[np.triu_indices(event_size, 1)]
+    assert np.all(np.abs(corr) < 4.5 / np.sqrt(u.shape[0]))
+
+
+# ------------------------------------------------------------------------------------------
+# one_hot and sample_from_noise.
+# ------------------------------------------------------------------------------------------
+
+
+def test_one_hot(xp):
+    component = np.array([[0, 2], [1, 1]])
+    out = shared_math.one_hot(xp.asarray(component), 3, xp.float32)
+    assert xp.owns(out) and out.dtype == xp.float32 and out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(xp.to_numpy(out), ref.one_hot(component, 3))
+
+
+@pytest.mark.parametrize("case", list(ref.SHAPE_CASES))
+def test_sample_from_noise(xp, case):
+    data = case_with_reference(case, 3, 4)
+    expected = ref.sample_from_noise(data["locs"], data["scales"], data["component"], data["noise"])
+    np.testing.assert_allclose(expected, data["x"], rtol=1e-14)  # the reference's own draw
+    for dtype in ("float64", "float32"):
+        chosen = xp.asarray(ref.one_hot(data["component"], 3), dtype)
+        out = shared_math.sample_from_noise(
+            xp.asarray(data["locs"], dtype), xp.asarray(data["scales"], dtype), chosen, xp.asarray(data["noise"], dtype)
+        )
+        assert xp.owns(out) and out.dtype == getattr(xp, dtype) and out.shape == expected.shape
+        ref.assert_close(xp.to_numpy(out), expected, 1e-13 if dtype == "float64" else 1e-6, what=f"sample {dtype}")
