@@ -117,7 +117,10 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     mixture CDF :math:`F_d` is smaller (tail :math:`t_{kd}` = :math:`\Phi(z_{kd})` if
     :math:`F_d\le\frac12`, else :math:`1-\Phi(z_{kd})`, with sign :math:`s_d=\pm1`):
     :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}` from logs, and
-    :math:`\tilde a_{kd} = s_d\,(P_{kd} - w_{kd}\sum_j P_{jd})`.
+    :math:`\tilde a_{kd} = s_d\,\big(P_{kd}\sum_{j\ne k} w_{jd} - w_{kd}\sum_{j\ne k}P_{jd}\big)`
+    (using :math:`\sum_j w_{jd}=1`).  For the dominant component (:math:`w_{kd}>\frac12`)
+    both sums over the others are added up from the other terms rather than formed as
+    differences, so the float32 error stays relative to the minor weights.
     """
     layout = _layout(x, locs, scales, logits, xp) if layout is None else layout
     scales_t = layout.event_first(scales, 2)
@@ -142,7 +145,18 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     log_tail = xp.where(use_lower == negative, log_small, xp.log1p(-small))
     scaled_tail = xp.exp(log_w_over_f + log_tail)  # P_kd
     sign = xp.where(use_lower, xp.ones_like(mixture_cdf), -xp.ones_like(mixture_cdf))
-    a_scaled = sign * (scaled_tail - weights * xp.sum(scaled_tail, axis=-1, keepdims=True))
+    # a~_k = s (P_k (1 - w_k) - w_k sum_{j!=k} P_j), with both "others" sums formed without
+    # cancellation when component k dominates (w_k > 1/2: at most one such k).
+    dominant = weights > 0.5
+    minor_weights = xp.where(dominant, xp.zeros_like(weights), weights)
+    minor_tails = xp.where(dominant, xp.zeros_like(scaled_tail), scaled_tail)
+    weight_of_others = xp.where(dominant, xp.sum(minor_weights, axis=-1, keepdims=True), 1.0 - weights)
+    tail_of_others = xp.where(
+        dominant,
+        xp.sum(minor_tails, axis=-1, keepdims=True),
+        xp.sum(scaled_tail, axis=-1, keepdims=True) - scaled_tail,
+    )
+    a_scaled = sign * (scaled_tail * weight_of_others - weights * tail_of_others)
     return SweepTerms(
         z=z,
         inv_scales=inv_scales,
@@ -324,10 +338,12 @@ def hybrid_jvp(
 ESTIMATORS = ("auto", "implicit", "hybrid")
 
 #: Largest event size D for which ``estimator="auto"`` picks ``"implicit"``; above it
-#: ``"hybrid"`` (chosen-component gradients for locs/scales have D-independent variance,
-#: the implicit ones grow with D).  Set from ``benchmarks/variance_study.py``
-#: (``docs/estimators.md``).
-AUTO_IMPLICIT_MAX_EVENT_SIZE = 8
+#: ``"hybrid"``.  Set from ``benchmarks/variance_study.py`` (``docs/estimators.md``): at
+#: D = 1 the implicit locs/scales gradient is the conditional expectation of the
+#: chosen-component one given x, so never noisier; from D = 2 on it is up to ~6x less noisy
+#: for well-mixed components but 2-1000x noisier (and heavy-tailed) for well-separated
+#: ones, while the chosen-component variance does not depend on separation or D.
+AUTO_IMPLICIT_MAX_EVENT_SIZE = 1
 
 
 def resolve_estimator(estimator, event_size):
