@@ -5,7 +5,8 @@ pathwise gradients :math:`\nabla_\theta h(x)` must match :math:`\nabla_\theta E[
 (computed by torch autograd of the closed form):
 
 * polynomial: :math:`E[\sum_d c_d x_d + x_d^2] = \sum_k\pi_k\sum_d(c_d\mu_{kd}+\mu_{kd}^2+\sigma_{kd}^2)`;
-* cosine: :math:`E[\cos(\omega\cdot x)] = \sum_k\pi_k\cos(\omega\cdot\mu_k)\exp(-\tfrac12\sum_d\omega_d^2\sigma_{kd}^2)`.
+* cosine: :math:`E[\cos(\omega\cdot x)]
+  = \sum_k\pi_k\cos(\omega\cdot\mu_k)\exp(-\tfrac12\sum_d\omega_d^2\sigma_{kd}^2)`.
 
 Per-sample gradients come from a batch of ``N`` identical copies of the parameters (batch
 shape ``(N,)``), so the copies' gradients are independent draws.  Each entry's z-score is
@@ -27,6 +28,16 @@ import torch
 from pyro_gmm import DiagNormalMixture
 
 Z_THRESHOLD = 4.5
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: the suite runs one process per core, and tiny ops split across
+    oversubscribed threads run orders of magnitude slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_parameters(num_components, event_size, seed):
