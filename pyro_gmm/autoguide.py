@@ -43,6 +43,17 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     average (the mixture mean starts exactly at :math:`\zeta_0`; with two components they
     start at opposite offsets in every coordinate).
 
+    Known limit (of any pathwise weight gradient, ``DESIGN.md`` §2): once components sit
+    on modes that are many component scales apart, the signal that moves weight between
+    them comes only from rare samples between the modes, so the weights learn slowly and
+    optimizer noise can push them away from the balance the posterior asks for.  Measured
+    on :math:`z\sim N(0,1)`, :math:`y\sim N(z^2, 0.5^2)`: with :math:`y=1` (modes ~5
+    component scales apart) 300 Adam steps reach gaps of 0.057-0.074 nats against a best
+    2-component gap of 0.055, weights 0.52-0.58; with :math:`y=2` (~14 scales apart) the
+    weights ended between 0.73/0.27 and 0.97/0.03 over four seeds (gaps 0.13-0.57 against a
+    best of 0.019).  More particles, a decaying learning rate or a warm start with
+    overlapping components help.
+
     :param callable model: a Pyro model.
     :param int num_components: :math:`K\ge 1`.
     :param callable init_loc_fn: per-site initialization (see ``pyro.infer.autoguide``).

@@ -390,3 +390,21 @@ def test_float32_hard_parameters_stay_finite(estimator):
         want = sample_part + density_part
         scale = float(want.abs().max())
         torch.testing.assert_close(parameter.grad.double(), want, rtol=1e-3, atol=1e-5 * scale, msg=name)
+
+
+def test_clear_import_error_without_torch_or_pyro():
+    """Without torch (or Pyro) importable, ``import pyro_gmm`` names the extra to install."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for missing in ("torch", "pyro"):
+        code = (
+            f"import sys; sys.modules[{missing!r}] = None\n"
+            "try:\n    import pyro_gmm\nexcept ImportError as error:\n    print(error)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert "pip install gmm-reparam[pyro]" in result.stdout, (missing, result.stdout, result.stderr)
