@@ -133,7 +133,6 @@ class DiagNormalMixture(TorchDistribution):
         self.locs, self.scales, self.logits = locs, scales, logits
         self.num_components = num_components
         self.estimator = shared_math.resolve_estimator(estimator, event_size)
-        self._requested_estimator = estimator
         validate = self._validate_args if validate_args is None else validate_args
         if validate and not _is_tracing():
             shared_math.check_parameter_values(locs, scales, logits)
@@ -148,7 +147,6 @@ class DiagNormalMixture(TorchDistribution):
         new.logits = self.logits.expand(batch_shape + (num_components,))
         new.num_components = num_components
         new.estimator = self.estimator
-        new._requested_estimator = self._requested_estimator
         super(DiagNormalMixture, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
