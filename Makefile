@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m '' tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "" tests
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

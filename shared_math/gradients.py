@@ -68,6 +68,18 @@ class SweepTerms(NamedTuple):
     dlog_normal_dx: object
 
 
+def last_axis_first(array, xp):
+    """``(..., D)`` to ``(D, ...)`` (``permute_dims``: unlike torch's ``moveaxis`` it has a vmap rule)."""
+    ndim = array.ndim
+    return xp.permute_dims(array, (ndim - 1,) + tuple(range(ndim - 1)))
+
+
+def first_axis_last(array, xp):
+    """``(D, ...)`` to ``(..., D)``; inverse of :func:`last_axis_first`."""
+    ndim = array.ndim
+    return xp.permute_dims(array, tuple(range(1, ndim)) + (0,))
+
+
 class DimensionMajor:
     """Moves arrays between the public layout ``(..., K, D)`` and the internal ``(D, ..., K)``.
 
@@ -86,7 +98,7 @@ class DimensionMajor:
 
     def event_first(self, array, core_ndim):
         """``(..., D)`` (``core_ndim=1``) or ``(..., K, D)`` (``core_ndim=2``) to ``(D, ...)`` / ``(D, ..., K)``."""
-        return contiguous(self.xp.moveaxis(self._pad(array, core_ndim), -1, 0), self.xp)
+        return contiguous(last_axis_first(self._pad(array, core_ndim), self.xp), self.xp)
 
     def batch_padded(self, array):
         """``(..., K)`` padded to ``batch_ndim`` batch dimensions."""
@@ -96,7 +108,7 @@ class DimensionMajor:
         """Sum ``(D, ..., K)`` over broadcast dimensions and return it in the layout ``shape`` ``(..., K, D)``."""
         padded = (1,) * (self.batch_ndim + 2 - len(shape)) + tuple(shape)
         target = (padded[-1],) + padded[:-1]
-        return self.xp.reshape(self.xp.moveaxis(sum_to_shape(full, target, self.xp), 0, -1), tuple(shape))
+        return self.xp.reshape(first_axis_last(sum_to_shape(full, target, self.xp), self.xp), tuple(shape))
 
 
 def _layout(x, locs, scales, logits, xp):
@@ -288,7 +300,7 @@ def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
     scaled = _scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp)
-    return xp.moveaxis(forward_sweep(terms, scaled, xp), 0, -1)
+    return first_axis_last(forward_sweep(terms, scaled, xp), xp)
 
 
 def chosen_component_vjp(component_one_hot, noise, cotangent, locs_shape, scales_shape, *, xp=None):
