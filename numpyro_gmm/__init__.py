@@ -1,0 +1,19 @@
+"""NumPyro adapter of gmm-reparam: diagonal Gaussian mixtures whose samples are
+differentiable with respect to locations, scales and mixture weights (Graves 2016).
+
+Public names: :class:`DiagNormalMixture`, :class:`ReparamMixtureSameFamily`,
+:class:`AutoDiagonalNormalMixture`.  The maths is in :mod:`shared_math`.
+"""
+
+try:
+    import jax  # noqa: F401
+    import numpyro  # noqa: F401
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "numpyro_gmm needs JAX and NumPyro; install them with: pip install gmm-reparam[numpyro]"
+    ) from error
+
+from .autoguide import AutoDiagonalNormalMixture
+from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
+
+__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
