@@ -208,7 +208,8 @@ def _sum_to_shape(per_sample, shape):
 
 
 def implicit_vjp(x, locs, scales, logits, cotangent, jacobians=None):
-    r"""``(locs_bar, scales_bar, logits_bar)``: solve :math:`J^\top v=g`, :math:`\bar\theta=-v^\top\partial T/\partial\theta`.
+    r"""``(locs_bar, scales_bar, logits_bar)``: solve :math:`J^\top v=g`, then
+    :math:`\bar\theta=-v^\top\partial T/\partial\theta` per sample.
 
     Summed over sample and broadcast dimensions to the parameters' shapes.
     """

@@ -121,7 +121,9 @@ def check_float32_matches_float64(xp, data, which):
 
 
 FLOAT32_BACKENDS = ["numpy", "torch"]
-_common = dict(derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_common = dict(
+    derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.mark.parametrize("xp", FLOAT32_BACKENDS, indirect=True)

@@ -96,7 +96,8 @@ def test_implicit_gradients_match_resolved_sampler(num_components, event_size, s
         for i in range(value.size):
             tangent = np.zeros(value.size)
             tangent[i] = 1.0
-            rows.append(shared_math.implicit_jvp(x, locs, scales, logits, **{f"{name}_dot": tangent.reshape(value.shape)}))
+            tangents = {f"{name}_dot": tangent.reshape(value.shape)}
+            rows.append(shared_math.implicit_jvp(x, locs, scales, logits, **tangents))
         ref.assert_close(np.array(rows), difference[name], RTOL, what=f"dx/d{name}")
 
     # Reverse mode: <g, dx/dtheta_i> for every entry i at once.
