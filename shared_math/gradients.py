@@ -80,6 +80,25 @@ def first_axis_last(array, xp):
     return xp.permute_dims(array, tuple(range(1, ndim)) + (0,))
 
 
+def largest_entry(values, xp):
+    """Boolean mask of the first largest entry along the last axis (exactly one per row)."""
+    is_max = values == xp.max(values, axis=-1, keepdims=True)
+    return is_max & (xp.cumulative_sum(xp.astype(is_max, xp.int32), axis=-1) == 1)
+
+
+def sum_over_others(values, xp, largest=None):
+    r""":math:`\sum_{j\ne k} v_j` along the last axis for non-negative :math:`v`, without cancellation.
+
+    Every entry but the largest gets :math:`\sum_j v_j - v_k` (at least half the total, so
+    accurate); the largest gets the other entries added up.  ``1 - w_k`` for a weight
+    :math:`w_k\approx 1` would instead carry an absolute error of one ulp of 1.
+    """
+    largest = largest_entry(values, xp) if largest is None else largest
+    zeros = xp.zeros_like(values)
+    rest = xp.sum(xp.where(largest, zeros, values), axis=-1, keepdims=True)
+    return xp.where(largest, rest, xp.sum(values, axis=-1, keepdims=True) - values)
+
+
 class DimensionMajor:
     """Moves arrays between the public layout ``(..., K, D)`` and the internal ``(D, ..., K)``.
 
@@ -130,9 +149,9 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     :math:`F_d\le\frac12`, else :math:`1-\Phi(z_{kd})`, with sign :math:`s_d=\pm1`):
     :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}` from logs, and
     :math:`\tilde a_{kd} = s_d\,\big(P_{kd}\sum_{j\ne k} w_{jd} - w_{kd}\sum_{j\ne k}P_{jd}\big)`
-    (using :math:`\sum_j w_{jd}=1`).  For the dominant component (:math:`w_{kd}>\frac12`)
-    both sums over the others are added up from the other terms rather than formed as
-    differences, so the float32 error stays relative to the minor weights.
+    (using :math:`\sum_j w_{jd}=1`), with both sums over the others from
+    :func:`sum_over_others`, so the float32 error stays relative to the minor weights
+    when one component dominates.
     """
     layout = _layout(x, locs, scales, logits, xp) if layout is None else layout
     scales_t = layout.event_first(scales, 2)
@@ -157,18 +176,8 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     log_tail = xp.where(use_lower == negative, log_small, xp.log1p(-small))
     scaled_tail = xp.exp(log_w_over_f + log_tail)  # P_kd
     sign = xp.where(use_lower, xp.ones_like(mixture_cdf), -xp.ones_like(mixture_cdf))
-    # a~_k = s (P_k (1 - w_k) - w_k sum_{j!=k} P_j), with both "others" sums formed without
-    # cancellation when component k dominates (w_k > 1/2: at most one such k).
-    dominant = weights > 0.5
-    minor_weights = xp.where(dominant, xp.zeros_like(weights), weights)
-    minor_tails = xp.where(dominant, xp.zeros_like(scaled_tail), scaled_tail)
-    weight_of_others = xp.where(dominant, xp.sum(minor_weights, axis=-1, keepdims=True), 1.0 - weights)
-    tail_of_others = xp.where(
-        dominant,
-        xp.sum(minor_tails, axis=-1, keepdims=True),
-        xp.sum(scaled_tail, axis=-1, keepdims=True) - scaled_tail,
-    )
-    a_scaled = sign * (scaled_tail * weight_of_others - weights * tail_of_others)
+    # a~_k = s (P_k sum_{j!=k} w_j - w_k sum_{j!=k} P_j): no difference of near-equal terms.
+    a_scaled = sign * (scaled_tail * sum_over_others(weights, xp) - weights * sum_over_others(scaled_tail, xp))
     return SweepTerms(
         z=z,
         inv_scales=inv_scales,
@@ -246,11 +255,24 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
-    u, carry_before, final_carry = reverse_sweep(terms, layout.event_first(cotangent, 1), xp)
-    u_r = u[..., None] * terms.responsibilities
-    carry_over_scale = carry_before * terms.inv_scales
-    locs_bar = u_r - carry_over_scale * terms.z
-    scales_bar = u_r * terms.z - carry_over_scale * (terms.z * terms.z - 1.0)
+    cotangent_t = layout.event_first(cotangent, 1)
+    u, carry_before, final_carry = reverse_sweep(terms, cotangent_t, xp)
+    # mu_bar = u r + gamma E with u = g - sum_j gamma_j E_j.  For the most responsible
+    # component the two gamma_k E_k terms cancel; there it is formed as
+    # r_k (g - sum_{j!=k} gamma_j E_j) + (sum_{j!=k} r_j) gamma_k E_k instead.
+    responsibilities = terms.responsibilities
+    gamma_carry = terms.dlog_normal_dx * carry_before
+    main = largest_entry(responsibilities, xp)
+    zeros = xp.zeros_like(gamma_carry)
+    others_gamma_carry = xp.sum(xp.where(main, zeros, gamma_carry), axis=-1, keepdims=True)
+    locs_bar = xp.where(
+        main,
+        responsibilities * (xp.broadcast_to(cotangent_t, u.shape)[..., None] - others_gamma_carry)
+        + sum_over_others(responsibilities, xp, main) * gamma_carry,
+        u[..., None] * responsibilities + gamma_carry,
+    )
+    # sigma_bar = u r z - E (z^2 - 1)/sigma = z mu_bar + E / sigma.
+    scales_bar = terms.z * locs_bar + carry_before * terms.inv_scales
     return (
         layout.parameter(locs_bar, locs.shape),
         layout.parameter(scales_bar, scales.shape),

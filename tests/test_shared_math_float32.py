@@ -21,13 +21,12 @@ float32 eps in that unit, so :math:`\max|\bar\ell_{64}|` alone is no scale at al
 History: ``implicit_vjp`` lost float32 accuracy when one component dominated a
 conditional mixture (:math:`\tilde a_{kd} = (w_{kd}/f_d)(\Phi_{kd}-F_d)` formed as a
 difference of nearly equal numbers; ``logits_bar`` 1.6 % off at a minor weight of 6e-6,
-``scales_bar`` 6 % off through the :math:`1/\sigma` factor).  ``shared_math`` 1a69728 fixed
-those two reproducers by treating the component with :math:`w_{kd} > 1/2` specially; that
-fix breaks balanced components (two weights that round to just above 1/2 are both
-"dominant"): see ``test_shared_math_gradients.py::test_implicit_gradients_balanced_components``
-and :data:`REPRODUCERS` below.  Summing over the other components with exclusive prefix and
-suffix sums, :math:`\tilde a_k = s\,(P_k\sum_{j\ne k}w_j - w_k\sum_{j\ne k}P_j)`, needs no
-dominance test; prototyped, it passes 3000 derandomized examples of this file's criterion.
+``scales_bar`` 6 % off through the :math:`1/\sigma` factor); a first fix that treated
+:math:`w_{kd} > 1/2` specially broke balanced components (two weights rounding to just above
+1/2).  ``shared_math`` now forms every sum over the other components without cancellation
+(``sum_over_others``) and writes :math:`\bar\mu` of the most responsible component as
+:math:`r_k(g - \sum_{j\ne k}\gamma_jE_j) + (\sum_{j\ne k}r_j)\gamma_kE_k`; the cases in
+:data:`REPRODUCERS` and :data:`TINY_SCALE_CASE` pin both.
 
 Runs on NumPy and torch (JAX compiles each new shape, far too slow for hundreds of random
 shapes; its float32 path is covered on fixed shapes in the other test files).  The default
@@ -167,12 +166,9 @@ REPRODUCERS = {
     "balanced_K2_D1": ([[0.3]], [[0.0], [1.0]], [[1.0], [1.0]], [-26.0, -26.0], [[1.0]]),
 }
 
-#: Known, still open, minor: with a scale ratio of 1e5 inside dimension 0, locs_bar[0, 0]
-#: (1e-4 of the array's largest entry) is formed as u_0 r_00 - E_00 z_00/sigma_00, two terms
-#: of size ~10 that cancel: float32 -1.1063e-04 vs float64 -1.0761e-04 (2.8 %, 3e-6 of the
-#: largest entry; the bound is 1.1e-6).  scales_bar here was 6 % off before 1a69728 and is
-#: now right.  Writing u_d r_kd - C_k z_kd/sigma_kd = r_kd g_d - r_kd sum_{j!=k} gamma_jd C_j
-#: + (sum_{j!=k} r_jd) gamma_kd C_k (gamma = -z/sigma) would avoid the cancellation.
+#: A scale ratio of 1e5 inside dimension 0: locs_bar[0, 0] (1e-4 of the array's largest entry)
+#: was formed as u_0 r_00 - E_00 z_00/sigma_00, two terms of size ~10 that cancel (float32
+#: -1.1063e-04 vs float64 -1.0761e-04); shared_math now forms it without that cancellation.
 TINY_SCALE_CASE = ([[2e-6, 30.0]], [[0.0, 0.0], [0.0, 50.0]], [[1e-5, 100.0], [1.0, 100.0]], [0.0, 0.0], [[0.0, 1.0]])
 
 
@@ -193,7 +189,6 @@ def test_float32_vjp_reproducers(xp, case):
         ref.assert_close(double[name], want, 1e-10, what=f"{name} float64 vs reference")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="open: locs_bar cancellation at a 1e5 scale ratio")
 @pytest.mark.parametrize("xp", FLOAT32_BACKENDS, indirect=True)
 def test_float32_vjp_tiny_scale_locs_bar(xp):
     check_float32_matches_float64(xp, _data(TINY_SCALE_CASE), VJP_OUTPUTS)
