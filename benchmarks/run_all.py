@@ -80,9 +80,16 @@ def measure_shape(shape, *, rounds, memory_limit_bytes, torch_cases, jax_cases, 
     )
     cases = {f"torch/{name}": step for name, step in torch_steps.items()}
     cases.update({f"jax/{name}": c.call for name, c in jax_compiled.items() if c.call is not None})
+    # Ours and the floors are interleaved tightly; the (slow, allocation-heavy) reference
+    # libraries are timed in a group of their own after them, so that their large
+    # allocations do not land page faults on the cheap cases that follow them in a round.
+    references = {name: cases.pop(name) for name in ("torch/pyro_mdn", "jax/tfp") if name in cases}
     timings = time_interleaved(cases, rounds=rounds, budget_s=budget_s)
+    if references:
+        timings.update(time_interleaved(references, rounds=rounds, budget_s=budget_s))
     result = {
         "time": {name: t.median for name, t in timings.items()},
+        "wall": {name: t.wall_median for name, t in timings.items()},
         "spread": {name: t.spread for name, t in timings.items()},
         "rounds": {name: len(t.samples) for name, t in timings.items()},
         "memory": {},
@@ -162,6 +169,36 @@ def profile_torch_step(shape, estimator="implicit", top=12):
         rows.append((event.key, event.count, event.self_cpu_time_total / 1e6, event.self_cpu_time_total / total))
     del torch
     return {"shape": shape, "estimator": estimator, "wall": wall, "rows": rows}
+
+
+def torch_breakdown(shape):
+    """CPU seconds of the parts of a torch step: draw without backward, the VJP alone, the floor."""
+    import torch
+
+    import pyro_gmm
+    import shared_math
+    import speed
+    from _timing import time_interleaved
+
+    num_samples, num_components, event_size = shape
+    locs, scales, logits = (torch.tensor(a) for a in speed.numpy_parameters(num_components, event_size))
+    mixture = pyro_gmm.DiagNormalMixture(locs, scales, logits, estimator="implicit", validate_args=False)
+    torch.manual_seed(0)
+    component_one_hot, noise = mixture.draw_noise((num_samples,))
+    x = shared_math.sample_from_noise(locs, scales, component_one_hot, noise)
+    cotangent = 2.0 * x
+    steps, _ = speed.torch_steps(*shape, cases=("floor", "implicit"))
+    cases = {
+        "log_prob + backward (floor)": steps["floor"],
+        "rsample + backward (implicit)": steps["implicit"],
+        "rsample, no backward": lambda: mixture.rsample((num_samples,)),
+        "shared_math.implicit_vjp alone": lambda: shared_math.implicit_vjp(x, locs, scales, logits, cotangent),
+        "shared_math.hybrid_vjp alone": lambda: shared_math.hybrid_vjp(
+            x, locs, scales, logits, component_one_hot, noise, cotangent
+        ),
+    }
+    timings = time_interleaved(cases, rounds=5)
+    return {"shape": shape, "rows": [(name, t.median) for name, t in timings.items()]}
 
 
 # ------------------------------------------------------------------------ reporting
@@ -253,7 +290,7 @@ def environment_lines(args, load_before, load_after):
     ]
 
 
-def markdown(args, results, curves, profile, env_lines, elapsed):
+def markdown(args, results, curves, profile, breakdowns, kernel_table, env_lines, elapsed):
     from _timing import format_bytes, format_seconds
 
     out = []
@@ -267,7 +304,10 @@ def markdown(args, results, curves, profile, env_lines, elapsed):
         "`logits ~ N(0,1)`. The **floor** is our `log_prob` of N fixed points + backward: one "
         "O(N·K·D) pass. torch runs eagerly (`torch.autograd.grad`); JAX steps are `jit(grad(...))` "
         "compiled ahead of time, compile time reported apart. Times are medians over interleaved "
-        "rounds (every case once per round), so load from other processes hits all cases of a round alike."
+        "rounds (every case once per round), so load from other processes hits all cases of a round alike. "
+        "The primary clock is the CPU time of the benchmark process (one intra-op thread, so it equals "
+        "wall time on an idle machine and is far less disturbed by other processes on a busy one); "
+        "wall-clock ratios are given beside it."
     )
     out.append("")
     out.extend(env_lines)
@@ -286,7 +326,7 @@ def markdown(args, results, curves, profile, env_lines, elapsed):
     out.append(f"{met_count} of {len(rows)} goal checks met in this run.")
     out.append("")
 
-    out.append("## Time per step (median)")
+    out.append("## Time per step (median CPU time)")
     out.append("")
     columns = [
         ("torch/floor", "Pyro floor"),
@@ -309,22 +349,25 @@ def markdown(args, results, curves, profile, env_lines, elapsed):
                 cells.append(format_seconds(r["time"].get(key, float("nan"))))
         out.append(f"| {shape_label(shape)} | " + " | ".join(cells) + " |")
     out.append("")
-    out.append("Ratios to the floor of the same framework and shape:")
+    out.append("Ratios to the floor of the same framework and shape (CPU time; wall-clock ratio in brackets):")
     out.append("")
     out.append("| shape | Pyro implicit | Pyro hybrid | NumPyro implicit | NumPyro hybrid | MixtureOfDiagNormals / Pyro implicit | TFP / NumPyro implicit |")
     out.append("|---|---|---|---|---|---|---|")
     for shape, r in results.items():
-        t = r["time"]
+        t, w = r["time"], r["wall"]
         nan = float("nan")
-        cells = [
-            t.get("torch/implicit", nan) / t["torch/floor"],
-            t.get("torch/hybrid", nan) / t["torch/floor"],
-            t.get("jax/implicit", nan) / t["jax/floor"],
-            t.get("jax/hybrid", nan) / t["jax/floor"],
-            t.get("torch/pyro_mdn", nan) / t.get("torch/implicit", nan),
-            t.get("jax/tfp", nan) / t.get("jax/implicit", nan),
+        pairs = [
+            ("torch/implicit", "torch/floor"),
+            ("torch/hybrid", "torch/floor"),
+            ("jax/implicit", "jax/floor"),
+            ("jax/hybrid", "jax/floor"),
+            ("torch/pyro_mdn", "torch/implicit"),
+            ("jax/tfp", "jax/implicit"),
         ]
-        out.append(f"| {shape_label(shape)} | " + " | ".join(fmt_ratio(c) for c in cells) + " |")
+        cells = [
+            f"{fmt_ratio(t.get(a, nan) / t.get(b, nan))} ({fmt_ratio(w.get(a, nan) / w.get(b, nan))})" for a, b in pairs
+        ]
+        out.append(f"| {shape_label(shape)} | " + " | ".join(cells) + " |")
     out.append("")
 
     out.append("## Peak memory per step")
@@ -373,8 +416,30 @@ def markdown(args, results, curves, profile, env_lines, elapsed):
             out.append(f"| {axis} ∈ {values} ({fixed}) | " + " | ".join(cells) + " |")
         out.append("")
 
+    out.append("## Where the time goes (torch)")
+    out.append("")
+    out.append("Parts of a step, CPU time (median of 5 interleaved rounds):")
+    out.append("")
+    out.append("| part | " + " | ".join(shape_label(b["shape"]) for b in breakdowns) + " |")
+    out.append("|---" * (len(breakdowns) + 1) + "|")
+    for index, (name, _) in enumerate(breakdowns[0]["rows"]):
+        out.append(f"| {name} | " + " | ".join(format_seconds(b["rows"][index][1]) for b in breakdowns) + " |")
+    out.append("")
+    out.append(
+        "Kernel costs on 2^20 float32 values into a preallocated output (`benchmarks/kernels.py`): "
+        "torch's vectorized CPU kernels leave their fast path when a result underflows or an "
+        "operand is zero/subnormal, `torch.special.log_ndtr` is not vectorized, and reductions over a "
+        "short trailing axis (K) are slower than over a leading one."
+    )
+    out.append("")
+    out.append("| kernel | inputs | CPU time | relative to | ratio |")
+    out.append("|---|---|---|---|---|")
+    for kernel_name, label, seconds, reference, ratio in kernel_table:
+        out.append(f"| `{kernel_name}` | {label} | {format_seconds(seconds)} | {reference} | {fmt_ratio(ratio)} |")
+    out.append("")
+
     if profile:
-        out.append("## Where the time goes (torch, one step, profiler self time)")
+        out.append("## Operator profile (torch, one step, profiler self time, wall clock)")
         out.append("")
         out.append(
             f"{profile['estimator']} estimator at {shape_label(profile['shape'])}; wall time "
@@ -453,12 +518,18 @@ def main():
     results = run_goals(args)
     curves = {} if args.no_scaling else run_scaling(args)
     profile = profile_torch_step(GOAL_SHAPES[-1])
+    breakdowns = [torch_breakdown(shape) for shape in GOAL_SHAPES]
+    import kernels
+
+    kernel_table = kernels.kernel_rows()
     load_after = os.getloadavg()[0]
     elapsed = time.perf_counter() - started
     args.output_dir.mkdir(parents=True, exist_ok=True)
     if curves:
         plot_scaling(curves, args.output_dir / "scaling.png")
-    text = markdown(args, results, curves, profile, environment_lines(args, load_before, load_after), elapsed)
+    text = markdown(
+        args, results, curves, profile, breakdowns, kernel_table, environment_lines(args, load_before, load_after), elapsed
+    )
     (args.output_dir / "benchmarks.md").write_text(text)
     print(text)
     return 0
