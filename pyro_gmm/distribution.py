@@ -9,9 +9,12 @@ the identity on :math:`x` and whose backward is one of
 * ``"implicit"``: Graves' implicit gradient for every parameter (Graves 2016, Eq. 6, made
   multivariate; weights via Eq. 22): :func:`shared_math.implicit_vjp`;
 * ``"hybrid"``: the gradient through the chosen component for ``locs``/``scales`` and the
-  implicit gradient for ``logits``: :func:`shared_math.hybrid_vjp`.
+  implicit gradient for ``logits``: :func:`shared_math.hybrid_vjp`;
+* ``"rao_blackwell"``: the chosen-component gradient averaged over the component given
+  :math:`x` (weights :math:`r_k(x)`) for ``locs``/``scales``, implicit for ``logits``:
+  :func:`shared_math.rao_blackwell_vjp`.
 
-Both are unbiased for :math:`\nabla_\theta E[h(x)]`; ``"auto"`` picks one from the event
+All three are unbiased for :math:`\nabla_\theta E[h(x)]`; ``"auto"`` picks one from the event
 size (:func:`shared_math.resolve_estimator`).
 
 Reference: A. Graves, "Stochastic Backpropagation through Mixture Density
@@ -49,7 +52,7 @@ class _MixtureSample(torch.autograd.Function):
     Inputs: ``(x, locs, scales, logits, component_one_hot, noise, estimator)`` where ``x`` was
     drawn (without gradient) as ``shared_math.sample_from_noise(locs, scales, component_one_hot,
     noise)``.  The backward returns ``(locs_bar, scales_bar, logits_bar)`` from
-    :func:`shared_math.implicit_vjp` or :func:`shared_math.hybrid_vjp`, already summed to
+    :func:`shared_math.sample_vjp` for the estimator, already summed to
     each parameter's shape (sample and broadcast dimensions).
 
     The output sample itself is what the backward reads, so a second differentiation
@@ -73,12 +76,9 @@ class _MixtureSample(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_x):
         x, locs, scales, logits, component_one_hot, noise = ctx.saved_tensors
-        if ctx.estimator == "implicit":
-            locs_bar, scales_bar, logits_bar = shared_math.implicit_vjp(x, locs, scales, logits, grad_x)
-        else:
-            locs_bar, scales_bar, logits_bar = shared_math.hybrid_vjp(
-                x, locs, scales, logits, component_one_hot, noise, grad_x
-            )
+        locs_bar, scales_bar, logits_bar = shared_math.sample_vjp(
+            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
+        )
         needs = ctx.needs_input_grad
         return (
             None,
@@ -110,8 +110,9 @@ class DiagNormalMixture(TorchDistribution):
     :param torch.Tensor logits: unnormalized log weights :math:`\ell`, shape ``(..., K)``.
     :param str estimator: ``"implicit"`` (Graves' gradient for every parameter),
         ``"hybrid"`` (chosen-component gradient for ``locs``/``scales``, implicit for
-        ``logits``) or ``"auto"`` (``shared_math.resolve_estimator``: implicit for small
-        ``D``, hybrid above).
+        ``logits``), ``"rao_blackwell"`` (the chosen-component gradient averaged over the
+        component given the sample, implicit for ``logits``) or ``"auto"`` (the default,
+        ``shared_math.resolve_estimator``; see ``docs/estimators.md``).
     :param bool validate_args: check parameter values (``ValueError`` naming the parameter)
         and, in ``log_prob``, that values are real vectors.  Shape mismatches always raise.
 

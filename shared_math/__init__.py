@@ -15,7 +15,11 @@ from .gradients import (
     implicit_jvp,
     ESTIMATORS,
     implicit_vjp,
+    rao_blackwell_jvp,
+    rao_blackwell_vjp,
     resolve_estimator,
+    sample_jvp,
+    sample_vjp,
     sum_to_shape,
 )
 from .mixture import (
@@ -35,6 +39,10 @@ from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
 __all__ = [
     "ESTIMATORS",
     "resolve_estimator",
+    "rao_blackwell_jvp",
+    "rao_blackwell_vjp",
+    "sample_jvp",
+    "sample_vjp",
     "broadcast_shapes",
     "cdf",
     "check_parameter_values",

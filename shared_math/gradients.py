@@ -369,7 +369,56 @@ def hybrid_jvp(
     return x_dot
 
 
-ESTIMATORS = ("auto", "implicit", "hybrid")
+def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, xp=None):
+    r"""The ``"rao_blackwell"`` estimator: the chosen-component gradient averaged over the
+    component given :math:`x`, plus the implicit gradient for ``logits``.
+
+    .. math::
+
+        \bar\mu_{kd} = r_k(x)\,g_d,\qquad \bar\sigma_{kd} = r_k(x)\,z_{kd}\,g_d,\qquad
+        r_k(x) = \frac{\pi_k N(x;\mu_k,\sigma_k)}{\sum_j \pi_j N(x;\mu_j,\sigma_j)},
+
+    i.e. :math:`E[\text{chosen-component gradient}\mid x]`, so its variance never exceeds
+    that of ``"hybrid"`` (law of total variance).  It is a pathwise gradient in its own
+    right: the velocity :math:`v_{\mu_{kd}}(x) = r_k(x)\,e_d` solves the continuity equation
+    :math:`\nabla\cdot(p\,v) = \pi_k\partial_d N_k = -\partial p/\partial\mu_{kd}`, so
+    :math:`E[g\cdot v]` is the exact gradient for any objective.  For :math:`D=1` it equals
+    the implicit gradient.  ``logits_bar`` as in :func:`implicit_vjp` (Graves Eq. 22).
+    """
+    xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
+    layout = _layout(x, locs, scales, logits, xp)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    cotangent_t = layout.event_first(cotangent, 1)
+    _, _, final_carry = reverse_sweep(terms, cotangent_t, xp)
+    locs_bar = terms.responsibilities[-1:, ...] * cotangent_t[..., None]  # r_k(x) = r_{k,D-1}
+    return (
+        layout.parameter(locs_bar, locs.shape),
+        layout.parameter(locs_bar * terms.z, scales.shape),
+        sum_to_shape(-final_carry, logits.shape, xp),
+    )
+
+
+def rao_blackwell_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, xp=None):
+    r"""Forward mode of :func:`rao_blackwell_vjp`:
+    :math:`\dot x_d = \sum_k r_k(x)(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd}) + \dot x_d^{\text{implicit}}(\dot\ell)`."""
+    xp, (x, locs, scales, logits, locs_dot, scales_dot, logits_dot) = promote(
+        x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp
+    )
+    layout = _layout(x, locs, scales, logits, xp)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    x_dot = xp.zeros_like(terms.z[..., 0])
+    if logits_dot is not None:
+        x_dot = forward_sweep(terms, _scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)
+    direct = xp.zeros_like(terms.z)
+    if locs_dot is not None:
+        direct = direct + layout.event_first(locs_dot, 2)
+    if scales_dot is not None:
+        direct = direct + terms.z * layout.event_first(scales_dot, 2)
+    x_dot = x_dot + xp.sum(terms.responsibilities[-1:, ...] * direct, axis=-1)
+    return first_axis_last(x_dot, xp)
+
+
+ESTIMATORS = ("auto", "implicit", "hybrid", "rao_blackwell")
 
 #: Largest event size D for which ``estimator="auto"`` picks ``"implicit"``; above it
 #: ``"hybrid"``.  Set from ``benchmarks/variance_study.py`` (``docs/estimators.md``): at
@@ -381,9 +430,36 @@ AUTO_IMPLICIT_MAX_EVENT_SIZE = 1
 
 
 def resolve_estimator(estimator, event_size):
-    """The concrete estimator (``"implicit"`` or ``"hybrid"``) for ``estimator`` at event size ``event_size``."""
+    """The concrete estimator (``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``) for ``estimator`` at event size ``event_size``."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
     if estimator == "auto":
         return "implicit" if event_size <= AUTO_IMPLICIT_MAX_EVENT_SIZE else "hybrid"
     return estimator
+
+
+def sample_vjp(estimator, x, locs, scales, logits, component_one_hot, noise, cotangent, *, xp=None):
+    """``(locs_bar, scales_bar, logits_bar)`` of a draw ``x`` under a concrete ``estimator``.
+
+    ``component_one_hot`` and ``noise`` are the draw's random inputs (used by ``"hybrid"``).
+    """
+    if estimator == "implicit":
+        return implicit_vjp(x, locs, scales, logits, cotangent, xp=xp)
+    if estimator == "hybrid":
+        return hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, xp=xp)
+    if estimator == "rao_blackwell":
+        return rao_blackwell_vjp(x, locs, scales, logits, cotangent, xp=xp)
+    raise ValueError(f"estimator must be one of {ESTIMATORS[1:]} here; got {estimator!r}")
+
+
+def sample_jvp(
+    estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot=None, scales_dot=None, logits_dot=None, *, xp=None
+):
+    """Tangent of a draw ``x`` under a concrete ``estimator`` (forward mode of :func:`sample_vjp`)."""
+    if estimator == "implicit":
+        return implicit_jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp)
+    if estimator == "hybrid":
+        return hybrid_jvp(x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot, xp=xp)
+    if estimator == "rao_blackwell":
+        return rao_blackwell_jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp)
+    raise ValueError(f"estimator must be one of {ESTIMATORS[1:]} here; got {estimator!r}")

@@ -14,6 +14,7 @@ through each latent site's monotone transform).
 
 from __future__ import annotations
 
+from ._backend import sequential_scan
 from .mixture import log_cdf, promote
 
 #: Half-width of the bisection bracket in units of the component scales.
@@ -29,6 +30,9 @@ def _bisection_steps(xp, dtype):
 def marginal_quantile(q, locs, scales, logits, *, xp=None):
     r"""Quantile :math:`F_d^{-1}(q)` of every coordinate's marginal mixture.
 
+    A fixed number of bisection steps (115 in float64, 55 in float32) through
+    ``sequential_scan`` (``jax.lax.scan`` for JAX: one compiled step).
+
     ``q`` (values in :math:`(0, 1)`) broadcasts against ``batch_shape + (D,)``;
     ``locs``/``scales`` have shape ``(..., K, D)`` and ``logits`` ``(..., K)``.  Returns the
     broadcast shape of ``q`` and ``batch_shape + (D,)``.  Not differentiable (bisection).
@@ -43,9 +47,13 @@ def marginal_quantile(q, locs, scales, logits, *, xp=None):
     shape = tuple(xp.broadcast_arrays(log_q, lower)[0].shape)
     lower = xp.broadcast_to(lower, shape)
     upper = xp.broadcast_to(upper, shape)
-    for _ in range(_bisection_steps(xp, lower.dtype)):
+
+    def halve(bracket, _):
+        lower, upper = bracket
         middle = 0.5 * (lower + upper)
         below = log_cdf(middle, locs_by_dim, scales_by_dim, logits_by_dim, xp=xp) < log_q
-        lower = xp.where(below, middle, lower)
-        upper = xp.where(below, upper, middle)
+        return (xp.where(below, middle, lower), xp.where(below, upper, middle)), ()
+
+    steps = xp.zeros((_bisection_steps(xp, lower.dtype),), dtype=lower.dtype)
+    (lower, upper), _ = sequential_scan(halve, (lower, upper), (steps,), xp)
     return 0.5 * (lower + upper)

@@ -147,7 +147,7 @@ def test_auto_estimator(event_size):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 @pytest.mark.parametrize("event_size", [1, 2, 3, 5, 8, 9, 16, 30])
 def test_gradients_equal_shared_math_reference(estimator, event_size):
     """Fix the RNG, rsample, backprop a random linear functional of x and compare with
@@ -174,8 +174,10 @@ def test_gradients_equal_shared_math_reference(estimator, event_size):
     (x * cotangent).sum().backward()
     if estimator == "implicit":
         reference = shared_math.implicit_vjp(x.detach(), *plain, cotangent)
-    else:
+    elif estimator == "hybrid":
         reference = shared_math.hybrid_vjp(x.detach(), *plain, component_one_hot, noise, cotangent)
+    else:
+        reference = shared_math.rao_blackwell_vjp(x.detach(), *plain, cotangent)
     for name, got, want, parameter in zip(
         ("locs", "scales", "logits"), (locs.grad, scales.grad, logits.grad), reference, (locs, scales, logits)
     ):
@@ -351,7 +353,7 @@ def test_bad_estimator_and_sample_outside_support():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 def test_float32_hard_parameters_stay_finite(estimator):
     """Scales 1e-3..1e3, components 1e3 apart, logits of size 30 (three components drawn,
     one with weight e^-60): float32 samples, log densities and gradients are finite and
@@ -374,12 +376,9 @@ def test_float32_hard_parameters_stay_finite(estimator):
     (torch.sin(x / 100.0).sum() + mixture.log_prob(x.detach()).sum()).backward()
     cotangent = torch.cos(x.detach().double() / 100.0) / 100.0
     wide = [t.double() for t in (locs, scales, logits)]
-    if estimator == "implicit":
-        reference = shared_math.implicit_vjp(x.detach().double(), *wide, cotangent)
-    else:
-        reference = shared_math.hybrid_vjp(
-            x.detach().double(), *wide, component_one_hot.double(), noise.double(), cotangent
-        )
+    reference = shared_math.sample_vjp(
+        estimator, x.detach().double(), *wide, component_one_hot.double(), noise.double(), cotangent
+    )
     x64 = x.detach().double()
     log_prob_parts = torch.autograd.grad(
         DiagNormalMixture(*[t.requires_grad_() for t in wide]).log_prob(x64).sum(), wide

@@ -66,7 +66,7 @@ def test_inherited_behaviour_matches_pyro(batch_shape, num_components, event_siz
     torch.testing.assert_close(expanded.log_prob(x[:1]), reference.log_prob(x[:1]).expand(expanded.batch_shape))
 
 
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 @pytest.mark.parametrize("batch_shape, num_components, event_size", CASES)
 def test_rsample_matches_diag_normal_mixture(batch_shape, num_components, event_size, estimator):
     logits, locs, scales = components(batch_shape, num_components, event_size, seed=1)

@@ -112,13 +112,13 @@ def check(estimator, case, num_components, event_size, num_samples, seed, *, req
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 def test_unbiased_fast(estimator, case):
     """K=3, D=2, N=20000 per-sample gradients (a fraction of a second each)."""
     check(estimator, case, num_components=3, event_size=2, num_samples=20000, seed=1)
 
 
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 def test_unbiased_fast_one_dimensional(estimator):
     """D=1 (scalar mixtures, the case Pyro's MixtureOfDiagNormals does not support), N=20000."""
     check(estimator, "cosine", num_components=4, event_size=1, num_samples=20000, seed=2)
@@ -126,7 +126,7 @@ def test_unbiased_fast_one_dimensional(estimator):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 @pytest.mark.parametrize("num_components, event_size", [(2, 1), (3, 4), (4, 8), (3, 16)])
 def test_unbiased_slow(estimator, case, num_components, event_size):
     """Larger D and N=200000 per case.  The power check is kept for D <= 8 only: at D=16 the
