@@ -2,8 +2,8 @@ r"""``AutoDiagonalNormalMixture``: a K-component diagonal Gaussian mixture over 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 from numpyro.distributions import constraints
 from numpyro.infer.autoguide import AutoContinuous
@@ -29,8 +29,8 @@ class AutoDiagonalNormalMixture(AutoContinuous):
 
     **Symmetry breaking.**  Components that start identical receive identical gradients and
     never separate, so the initial locations are the ``init_loc_fn`` point plus a fixed
-    deterministic offset per component: a standard-normal pattern drawn from
-    ``jax.random.key(0)``, centred over the components (the mixture mean starts at the
+    deterministic offset per component: a standard-normal pattern drawn with NumPy from a
+    fixed seed, centred over the components (the mixture mean starts at the
     initial point) and rescaled to unit root-mean-square per coordinate, times
     ``init_spread * init_scale``.  For K = 2 the two components start at
     :math:`\pm`\ ``init_spread * init_scale`` from the initial point in every coordinate.
@@ -120,10 +120,11 @@ class AutoDiagonalNormalMixture(AutoContinuous):
 
 
 def component_offsets(num_components, latent_dim, dtype):
-    """Deterministic ``(K, latent_dim)`` offsets: fixed-key normals, centred over components,
-    unit root-mean-square per coordinate (all zero when K = 1)."""
+    """Deterministic ``(K, latent_dim)`` offsets: standard normals from a fixed seed (NumPy's
+    PCG64, seed 0), centred over components, unit root-mean-square per coordinate (all zero
+    when K = 1)."""
     if num_components == 1:
         return jnp.zeros((1, latent_dim), dtype)
-    pattern = jax.random.normal(jax.random.key(0), (num_components, latent_dim), dtype)
-    centred = pattern - jnp.mean(pattern, axis=0)
-    return centred / jnp.sqrt(jnp.mean(centred**2, axis=0))
+    pattern = np.random.default_rng(0).standard_normal((num_components, latent_dim))
+    centred = pattern - np.mean(pattern, axis=0)
+    return jnp.asarray(centred / np.sqrt(np.mean(centred**2, axis=0)), dtype)
