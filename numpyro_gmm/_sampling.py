@@ -12,6 +12,9 @@ parameters:
   with :math:`T` the distributional transform), computed by
   :func:`shared_math.implicit_jvp` in one O(K·D) forward sweep per sample.  JAX transposes
   this linear rule for reverse mode.
+* ``"rao_blackwell"`` (:func:`attach_rao_blackwell`): like ``"implicit"`` with the tangent
+  of :func:`shared_math.rao_blackwell_jvp` (the chosen-component derivative averaged over
+  the component given :math:`x`, responsibilities :math:`r_k(x)`; implicit for ``logits``).
 * ``"hybrid"`` (:func:`attach_logits_implicit`): :math:`x = \mu_k + \sigma_k\varepsilon`
   keeps its ordinary autodiff for ``locs``/``scales`` (the gradient through the chosen
   component) and the rule adds only the implicit tangent of the ``logits`` (Graves Eq. 22,
@@ -23,9 +26,10 @@ differentiates the rule (``jacfwd(jacrev(...))``, Hessian-vector products), the
 dependence of the tangent on :math:`x(\theta)` is then differentiated through the same
 rule, so for ``"implicit"`` the second derivative is the exact pathwise Hessian of the
 sample, :math:`\mathrm{d}^2 x/\mathrm{d}\theta^2` at fixed uniform noise :math:`u = T(x;\theta)`.
-For ``"hybrid"`` it is the derivative of a sum of two different first-order estimators
-(chosen-component for ``locs``/``scales``, implicit for ``logits``), which is *not* the
-Hessian of any single sampling path; use ``"implicit"`` when second derivatives matter.
+For ``"hybrid"`` and ``"rao_blackwell"`` it is the derivative of a sum of two different
+first-order estimators (chosen-component or its average for ``locs``/``scales``, implicit
+for ``logits``), which is *not* the Hessian of any single sampling path (not even
+symmetric); use ``"implicit"`` when second derivatives matter.
 """
 
 from __future__ import annotations
@@ -58,6 +62,22 @@ def _attach_implicit_jvp(primals, tangents):
     x = attach_implicit(x0, locs, scales, logits)
     x_dot = shared_math.implicit_jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
     return x, x_dot
+
+
+@jax.custom_jvp
+def attach_rao_blackwell(x0, locs, scales, logits):
+    """Identity in ``x0`` whose derivative is the ``"rao_blackwell"`` estimator
+    (:func:`shared_math.rao_blackwell_jvp`: the chosen-component derivative averaged over the
+    component given ``x``, plus the implicit ``logits`` derivative)."""
+    return x0
+
+
+@attach_rao_blackwell.defjvp
+def _attach_rao_blackwell_jvp(primals, tangents):
+    x0, locs, scales, logits = primals
+    _, locs_dot, scales_dot, logits_dot = tangents
+    x = attach_rao_blackwell(x0, locs, scales, logits)
+    return x, shared_math.rao_blackwell_jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
 
 
 @jax.custom_jvp
@@ -107,7 +127,8 @@ def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator):
 
     ``locs``/``scales`` have shape ``batch_shape + (K, D)`` and ``logits``
     ``batch_shape + (K,)`` (already broadcast, one floating dtype); ``sample_shape`` is a
-    tuple and ``estimator`` is ``"implicit"`` or ``"hybrid"`` (already resolved).  Jitted
+    tuple and ``estimator`` is ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (already
+    resolved).  Jitted
     as a whole (one compilation per shape instead of one per primitive when called eagerly);
     inside ``jit``/``grad``/``vmap`` it is traced through like any other function.
     """
@@ -115,13 +136,14 @@ def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator):
     event_size = locs.shape[-1]
     sample_batch_shape = tuple(sample_shape) + tuple(batch_shape)
     component_one_hot, noise = draw_component_and_noise(key, logits, sample_batch_shape, event_size, locs.dtype)
-    if estimator == "implicit":
-        x0 = jax.lax.stop_gradient(shared_math.sample_from_noise(locs, scales, component_one_hot, noise))
-        return attach_implicit(x0, locs, scales, logits)
     if estimator == "hybrid":
         x_direct = shared_math.sample_from_noise(locs, scales, component_one_hot, noise)
         return attach_logits_implicit(x_direct, locs, scales, logits)
-    raise ValueError(f"estimator must be 'implicit' or 'hybrid' here; got {estimator!r}")
+    attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell}.get(estimator)
+    if attach is None:
+        raise ValueError(f"estimator must be 'implicit', 'hybrid' or 'rao_blackwell' here; got {estimator!r}")
+    x0 = jax.lax.stop_gradient(shared_math.sample_from_noise(locs, scales, component_one_hot, noise))
+    return attach(x0, locs, scales, logits)
 
 
 #: :func:`shared_math.log_prob`, :func:`shared_math.mean` and :func:`shared_math.variance`,

@@ -46,7 +46,7 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     :param float init_scale: initial :math:`\sigma` of every component.
     :param float init_spread: size of the deterministic initial offsets, in units of
         ``init_scale``.
-    :param str estimator: ``"auto"``, ``"implicit"`` or ``"hybrid"`` (see
+    :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (see
         :class:`~numpyro_gmm.DiagNormalMixture`).
     """
 

@@ -41,7 +41,8 @@ class DiagNormalMixture(Distribution):
     :math:`T(x;\theta)=u`, so :math:`\mathrm{d}x = -J^{-1}\,\partial_\theta T\,\mathrm{d}\theta`
     with :math:`J=\partial T/\partial x` lower triangular, solved in O(K·D) per sample.  With
     ``estimator="hybrid"``, ``locs``/``scales`` get the gradient through the chosen
-    component and ``logits`` the implicit one (Eq. 22).  Both are unbiased.  ``"auto"``
+    component and ``logits`` the implicit one (Eq. 22); ``"rao_blackwell"`` averages the
+    chosen-component gradient over the component given the sample.  All are unbiased.  ``"auto"``
     picks via :func:`shared_math.resolve_estimator` from the event size ``D``.  Second
     derivatives are the exact pathwise Hessian for ``"implicit"`` only (see
     :mod:`numpyro_gmm._sampling`).
@@ -50,7 +51,7 @@ class DiagNormalMixture(Distribution):
     :param scales: component standard deviations :math:`\sigma>0`, shape broadcastable to
         ``locs``.
     :param logits: unnormalized log mixture weights :math:`\ell`, shape ``batch_shape + (K,)``.
-    :param str estimator: ``"auto"``, ``"implicit"`` or ``"hybrid"``.
+    :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``.
     :param validate_args: check parameter values (outside ``jit`` only; shapes are always
         checked).
 
@@ -200,8 +201,8 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
     ``Normal(...).to_event(1)`` with batch shape ``(..., K)`` and event shape ``(D,)``
     (optionally ``expand``-ed).  Anything else raises ``ValueError``.
 
-    :param str estimator: ``"auto"``, ``"implicit"`` or ``"hybrid"`` (see
-        :class:`DiagNormalMixture`).
+    :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``
+        (see :class:`DiagNormalMixture`).
     """
 
     pytree_aux_fields = ("estimator", "resolved_estimator")

@@ -45,7 +45,13 @@ CONFIGS = {
 
 @pytest.mark.parametrize(
     "config, estimator",
-    [("D1", "implicit"), ("D5-batched", "implicit"), ("D30-broadcast", "implicit"), ("D30-broadcast", "hybrid")],
+    [
+        ("D1", "implicit"),
+        ("D5-batched", "implicit"),
+        ("D30-broadcast", "implicit"),
+        ("D30-broadcast", "hybrid"),
+        ("D5-batched", "rao_blackwell"),
+    ],
 )
 def test_per_sample_vjp_matches_shared_math(config, estimator):
     """jax.vjp of theta -> sample(key, theta) with a random cotangent equals the shared_math
@@ -69,6 +75,8 @@ def test_per_sample_vjp_matches_shared_math(config, estimator):
     x = np.asarray(x)
     if estimator == "implicit":
         reference = shared_math.implicit_vjp(x, *params, cotangent)
+    elif estimator == "rao_blackwell":
+        reference = shared_math.rao_blackwell_vjp(x, *params, cotangent)
     else:
         batch_logits = np.broadcast_to(params[2], mixture.batch_shape + params[2].shape[-1:])
         one_hot, noise = draw_component_and_noise(

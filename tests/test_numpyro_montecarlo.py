@@ -1,4 +1,4 @@
-r"""Monte Carlo unbiasedness of numpyro_gmm sample gradients (both estimators).
+r"""Monte Carlo unbiasedness of numpyro_gmm sample gradients (every estimator).
 
 For objectives with closed-form expectations under the mixture,
 
@@ -137,7 +137,7 @@ def test_z_test_detects_a_biased_estimator():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 @pytest.mark.parametrize("num_components, event_size", [(2, 1), (3, 3), (4, 8), (3, 16)])
 def test_unbiased_slow(estimator, num_components, event_size):
     """N=400000 per configuration; |z| < 5."""
