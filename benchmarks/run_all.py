@@ -495,7 +495,7 @@ def plot_scaling(curves, path):
         ax.set_xlabel(f"{axis}   ({fixed})")
         ax.set_ylabel("seconds per step")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
+        ax.legend(fontsize=6.5, loc="upper left")
     fig.suptitle("rsample + backward vs log_prob + backward (float32, CPU)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
