@@ -15,10 +15,10 @@ gradient per sample:
   :math:`\bar\mu_k = g,\ \bar\sigma_k = g\varepsilon` (:func:`shared_math.chosen_component_vjp`),
   for ``locs``/``scales``, and the implicit gradient for ``logits``
   (:func:`shared_math.hybrid_vjp`).
-* ``rb``: for ``locs``/``scales`` only, the Rao-Blackwellised chosen-component gradient
-  :math:`\bar\mu_k = r_k(x) g,\ \bar\sigma_k = r_k(x) z_k g`
-  (:func:`responsibility_weighted_per_sample`; not a ``shared_math`` estimator, but exactly
-  what Pyro's ``MixtureOfDiagNormals`` uses for those parameters).
+* ``rao_blackwell``: the chosen-component gradient averaged over the component given
+  :math:`x`, :math:`\bar\mu_k = r_k(x) g,\ \bar\sigma_k = r_k(x) z_k g`, and the implicit
+  gradient for ``logits`` (:func:`shared_math.rao_blackwell_vjp`); its ``locs``/``scales``
+  part is exactly what Pyro's ``MixtureOfDiagNormals`` uses for those parameters.
 * ``score``: for ``logits`` only, the score-function (REINFORCE) estimator of the discrete
   choice, :math:`(h(x) - b)(e_k - \pi)`, with a leave-one-out baseline :math:`b` (the mean of
   :math:`h` over the other samples of the batch, so it stays unbiased); and ``score_rb``, its
@@ -281,21 +281,16 @@ def hybrid_per_sample(mixture: Mixture, draws: Draws, cotangent: np.ndarray, imp
     return locs_bar, scales_bar, implicit_logits
 
 
-def responsibility_weighted_per_sample(mixture: Mixture, draws: Draws, cotangent: np.ndarray):
-    r"""Per-sample ``rb`` gradients: the chosen-component gradient averaged over :math:`k` given :math:`x`.
+def rao_blackwell_per_sample(mixture: Mixture, draws: Draws, cotangent: np.ndarray):
+    r"""Per-sample ``rao_blackwell`` gradients (:func:`shared_math.rao_blackwell_vjp`).
 
-    :math:`\bar\mu_k = r_k(x)\,g` and :math:`\bar\sigma_k = r_k(x)\,z_k(x)\,g` with
-    :math:`z_k = (x-\mu_k)/\sigma_k`: the conditional expectation of ``hybrid``'s
-    :math:`[k\text{ chosen}]\,g` and :math:`[k\text{ chosen}]\,\varepsilon g` given :math:`x`, so
-    never noisier (law of total variance), and a valid velocity field
-    (:math:`\nabla\cdot(q\,v_{\mu_{kd}}) = \pi_k\partial_d q_k = -\partial q/\partial\mu_{kd}`).
-    It is exactly what ``pyro.distributions.MixtureOfDiagNormals`` returns for ``locs`` and
-    ``coord_scale``, and at D = 1 it equals the implicit gradient.  Returns ``(locs, scales)``.
+    :math:`\bar\mu_k = r_k(x)\,g` and :math:`\bar\sigma_k = r_k(x)\,z_k(x)\,g`: the conditional
+    expectation of ``hybrid``'s chosen-component gradient given :math:`x` (never noisier), and
+    exactly what ``pyro.distributions.MixtureOfDiagNormals`` returns for ``locs`` and
+    ``coord_scale``; ``logits`` as ``implicit``.  Returns ``(locs, scales, logits)``.
     """
-    resp = responsibilities(draws.x, mixture)[:, :, None]
-    z = (draws.x[:, None, :] - mixture.locs) / mixture.scales
-    locs_bar = resp * cotangent[:, None, :]
-    return locs_bar, locs_bar * z
+    locs, scales, logits = per_sample_parameters(mixture, draws.x.shape[0])
+    return shared_math.rao_blackwell_vjp(draws.x, locs, scales, logits, cotangent)
 
 
 def leave_one_out_mean(values: np.ndarray) -> np.ndarray:
@@ -403,7 +398,7 @@ def estimator_gradients(mixture: Mixture, objective, num_samples: int, seed: int
     """All estimators' per-sample gradients on one configuration.
 
     Returns ``{estimator: {group: array (N, ...)}}`` with estimators ``implicit``, ``hybrid``,
-    ``rb`` (locs/scales only), ``score``, ``score_rb`` (logits only) and ``pyro`` (when
+    ``rao_blackwell`` (locs/scales; its logits are ``implicit``'s), ``score``, ``score_rb`` (logits only) and ``pyro`` (when
     ``include_pyro`` and D >= 2).  All but ``pyro`` share the same draws.
     """
     rng = np.random.default_rng(seed)
@@ -414,7 +409,7 @@ def estimator_gradients(mixture: Mixture, objective, num_samples: int, seed: int
     results = {
         "implicit": dict(zip(GROUPS, implicit)),
         "hybrid": dict(zip(GROUPS, hybrid)),
-        "rb": dict(zip(("locs", "scales"), responsibility_weighted_per_sample(mixture, draws, cotangent))),
+        "rao_blackwell": dict(zip(("locs", "scales"), rao_blackwell_per_sample(mixture, draws, cotangent)[:2])),
         "score": {"logits": score_function_logits(mixture, draws, values)},
         "score_rb": {"logits": score_function_logits(mixture, draws, values, rao_blackwell=True)},
     }
@@ -778,10 +773,10 @@ def variance_tables(rows) -> str:
         "auto",
         "locs: implicit",
         "hybrid",
-        "RB",
+        "rao_blackwell",
         "scales: implicit",
         "hybrid",
-        "RB",
+        "rao_blackwell",
         "logits: implicit",
         "score",
         "score-RB",
@@ -797,7 +792,7 @@ def variance_tables(rows) -> str:
                 cells += [
                     f"**{format_number(implicit)}**" if implicit <= hybrid else format_number(implicit),
                     f"**{format_number(hybrid)}**" if hybrid < implicit else format_number(hybrid),
-                    format_number(row.variance["rb", group]),
+                    format_number(row.variance["rao_blackwell", group]),
                 ]
             cells += [format_number(row.variance[estimator, "logits"]) for estimator in ("implicit", "score", "score_rb")]
             cells.append(format_number(row.variance["pyro", "logits"]) if ("pyro", "logits") in row.variance else "—")
@@ -809,7 +804,7 @@ def variance_tables(rows) -> str:
 def rule_table(rows) -> str:
     """Per D, over all objectives, separations and K, for locs and scales: the worst ratio of
     each estimator's variance to the better of implicit / hybrid (the two ``shared_math``
-    offers), and for ``rb`` also the best (smallest) ratio."""
+    auto chooses between), and for ``rao_blackwell`` also the best (smallest) ratio."""
     header = [
         "D",
         "auto",
@@ -817,7 +812,7 @@ def rule_table(rows) -> str:
         "auto / better, separated (worst)",
         "implicit / better (worst)",
         "hybrid / better (worst)",
-        "RB / better (worst; best)",
+        "rao_blackwell / better (worst; best)",
     ]
     body = []
     for event_size in sorted({row.event_size for row in rows}):
@@ -826,7 +821,7 @@ def rule_table(rows) -> str:
         for estimator, separation in ((auto, "mixed"), (auto, "separated"), ("implicit", None), ("hybrid", None)):
             cells.append(format_number(max(worst_ratio(rows, estimator, group, event_size, separation) for group in ("locs", "scales"))))
         rb_ratios = [
-            row.variance["rb", group] / min(row.variance["implicit", group], row.variance["hybrid", group])
+            row.variance["rao_blackwell", group] / min(row.variance["implicit", group], row.variance["hybrid", group])
             for row in rows
             if row.event_size == event_size
             for group in ("locs", "scales")
@@ -839,7 +834,7 @@ def rule_table(rows) -> str:
 def unbiasedness_summary(rows) -> str:
     """Bias z-tests of the unbiased estimators over the main grid (objectives with a closed form)."""
     lines = []
-    for estimator in ("implicit", "hybrid", "rb", "score", "score_rb"):
+    for estimator in ("implicit", "hybrid", "rao_blackwell", "score", "score_rb"):
         tests = [(row, group, test) for row in rows for (name, group), test in row.z_tests.items() if name == estimator]
         failed = [(row, group, test) for row, group, test in tests if test.light > test.threshold]
         worst_row, worst_group, worst = max(tests, key=lambda item: item[2].light / item[2].threshold)
@@ -967,7 +962,7 @@ def svi_table(results) -> str:
 ESTIMATOR_STYLE = {
     "implicit": ("implicit", "tab:blue"),
     "hybrid": ("hybrid (chosen component)", "tab:orange"),
-    "rb": ("RB: responsibility-weighted (= Pyro's locs/scales)", "tab:brown"),
+    "rao_blackwell": ("rao_blackwell (= Pyro's locs/scales)", "tab:brown"),
     "pyro": ("Pyro MixtureOfDiagNormals (logits)", "tab:green"),
     "score": ("score function + baseline", "tab:red"),
     "score_rb": ("score function, Rao-Blackwellised", "tab:purple"),
@@ -991,8 +986,8 @@ def plot_variance(rows, path, num_components=8):
                     key=lambda r: r.event_size,
                 )
                 for estimator, (label, color) in ESTIMATOR_STYLE.items():
-                    if (estimator == "hybrid" and group == "logits") or (estimator == "pyro" and group != "logits"):
-                        continue  # hybrid logits = implicit; Pyro locs/scales = RB
+                    if (estimator in ("hybrid", "rao_blackwell") and group == "logits") or (estimator == "pyro" and group != "logits"):
+                        continue  # hybrid logits = implicit; Pyro locs/scales = rao_blackwell
                     points = [(r.event_size, r.variance[estimator, group]) for r in selected if (estimator, group) in r.variance]
                     if points:
                         xs, ys = zip(*points)
@@ -1104,7 +1099,7 @@ def main(argv=None) -> None:
     blocks = {
         "settings": (
             f"Generated by `benchmarks/variance_study.py` in {elapsed:.0f} s: N = {settings.num_samples} draws per "
-            f"configuration for implicit / hybrid / score-function (shared draws), N = {settings.pyro_samples} for Pyro "
+            f"configuration for implicit / hybrid / rao_blackwell / score-function (shared draws), N = {settings.pyro_samples} for Pyro "
             f"(D ≥ 2); bias table N = {settings.bias_samples} for every estimator; separation profile by quadrature "
             f"(40001 points) plus 16384 Monte Carlo draws; SVI: {settings.svi_seeds} seeds × {settings.svi_steps} Adam "
             f"steps (learning rate 0.05). float64 throughout; `AUTO_IMPLICIT_MAX_EVENT_SIZE = "
