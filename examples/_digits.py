@@ -31,6 +31,8 @@ import math
 
 import numpy as np
 
+import shared_math
+
 NUM_PIXELS = 64
 NUM_HELD_OUT = 300
 POSTERIORS = ("gaussian", "mixture")
@@ -55,7 +57,7 @@ def add_common_arguments(parser):
     parser.add_argument("--latent-dim", type=int, default=4, help="latent dimension L")
     parser.add_argument("--components", type=int, default=4, help="mixture components K")
     parser.add_argument(
-        "--estimator", default="auto", choices=("auto", "implicit", "hybrid"), help="mixture sample-gradient estimator"
+        "--estimator", default="auto", choices=shared_math.ESTIMATORS, help="mixture sample-gradient estimator"
     )
     parser.add_argument("--hidden", type=int, default=128, help="hidden units of encoder and decoder")
     parser.add_argument("--batch-size", type=int, default=100)
