@@ -420,13 +420,15 @@ def rao_blackwell_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, l
 
 ESTIMATORS = ("auto", "implicit", "hybrid", "rao_blackwell")
 
-#: Largest event size D for which ``estimator="auto"`` picks ``"implicit"``; above it
-#: ``"hybrid"``.  Set from ``benchmarks/variance_study.py`` (``docs/estimators.md``): at
-#: D = 1 the implicit locs/scales gradient is the conditional expectation of the
-#: chosen-component one given x, so never noisier; from D = 2 on it is up to ~6x less noisy
-#: for well-mixed components but 2-1000x noisier (and heavy-tailed) for well-separated
-#: ones, while the chosen-component variance does not depend on separation or D.
-AUTO_IMPLICIT_MAX_EVENT_SIZE = 1
+#: What ``estimator="auto"`` resolves to, at every event size.  From
+#: ``benchmarks/variance_study.py`` (``docs/estimators.md``): for locs/scales the
+#: Rao-Blackwellised chosen-component gradient is never noisier than ``"hybrid"`` (it is
+#: its conditional expectation given x), equals ``"implicit"`` at D = 1, and stays within
+#: about 1.2x of the better of the two everywhere we measured (D = 1..128, K = 2, 8,
+#: overlapping and separated components), while the implicit locs/scales gradient is up to
+#: ~10^3x noisier (and heavy-tailed) for separated components and ``"hybrid"`` up to ~7x
+#: noisier for overlapping ones.
+AUTO_ESTIMATOR = "rao_blackwell"
 
 
 def resolve_estimator(estimator, event_size):
@@ -434,7 +436,7 @@ def resolve_estimator(estimator, event_size):
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
     if estimator == "auto":
-        return "implicit" if event_size <= AUTO_IMPLICIT_MAX_EVENT_SIZE else "hybrid"
+        return AUTO_ESTIMATOR
     return estimator
 
 

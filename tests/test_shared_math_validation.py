@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import shared_math
-from shared_math.gradients import AUTO_IMPLICIT_MAX_EVENT_SIZE
+from shared_math.gradients import AUTO_ESTIMATOR
 
 # ------------------------------------------------------------------------------------------
 # sum_to_shape: the adjoint of broadcasting.
@@ -50,16 +50,13 @@ def test_sum_to_shape_is_adjoint_of_broadcast(xp, array_shape, shape):
 
 
 def test_resolve_estimator():
-    assert shared_math.ESTIMATORS == ("auto", "implicit", "hybrid")
-    # "auto" -> "implicit" up to the measured threshold (benchmarks/variance_study.py), then "hybrid".
-    assert AUTO_IMPLICIT_MAX_EVENT_SIZE >= 1
-    for event_size in range(1, AUTO_IMPLICIT_MAX_EVENT_SIZE + 1):
-        assert shared_math.resolve_estimator("auto", event_size) == "implicit"
-    for event_size in (AUTO_IMPLICIT_MAX_EVENT_SIZE + 1, AUTO_IMPLICIT_MAX_EVENT_SIZE + 2, 64):
-        assert shared_math.resolve_estimator("auto", event_size) == "hybrid"
-    for event_size in (1, 100):
-        assert shared_math.resolve_estimator("implicit", event_size) == "implicit"
-        assert shared_math.resolve_estimator("hybrid", event_size) == "hybrid"
+    assert shared_math.ESTIMATORS == ("auto", "implicit", "hybrid", "rao_blackwell")
+    # "auto" -> the measured default (benchmarks/variance_study.py) at every event size.
+    assert AUTO_ESTIMATOR == "rao_blackwell"
+    for event_size in (1, 2, 8, 64, 1000):
+        assert shared_math.resolve_estimator("auto", event_size) == AUTO_ESTIMATOR
+        for concrete in ("implicit", "hybrid", "rao_blackwell"):
+            assert shared_math.resolve_estimator(concrete, event_size) == concrete
     for bad in ("Implicit", "score", None):
         with pytest.raises(ValueError, match="estimator"):
             shared_math.resolve_estimator(bad, 3)
