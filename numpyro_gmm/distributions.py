@@ -250,7 +250,8 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         locs, scales, _ = _normal_parameters(self.component_distribution)
         logits = self.mixing_distribution.logits
         batch_shape = jnp.broadcast_shapes(locs.shape[:-2], jnp.shape(logits)[:-1])
-        return broadcast_parameters(locs, scales, logits, batch_shape=batch_shape, dtype=common_dtype(locs, scales, logits))
+        dtype = common_dtype(locs, scales, logits)
+        return broadcast_parameters(locs, scales, logits, batch_shape=batch_shape, dtype=dtype)
 
     def sample_with_intermediates(self, key, sample_shape=()):
         """A differentiable draw and no intermediates (``log_prob`` does not need any)."""

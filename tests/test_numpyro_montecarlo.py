@@ -4,7 +4,8 @@ For objectives with closed-form expectations under the mixture,
 
 * :math:`E[\cos(\omega\cdot x)] = \sum_k \pi_k \cos(\omega\cdot\mu_k)\exp(-\tfrac12\sum_d\omega_d^2\sigma_{kd}^2)`,
 * a polynomial mixing the coordinates, :math:`h(x) = a\cdot x + b\cdot x^2 + \sum_d c_d x_d x_{d+1} + e\,x_0^3`,
-  with :math:`E = \sum_k \pi_k\,[a\cdot\mu_k + b\cdot(\mu_k^2+\sigma_k^2) + \sum_d c_d\mu_{kd}\mu_{k,d+1} + e(\mu_{k0}^3 + 3\mu_{k0}\sigma_{k0}^2)]`,
+  with :math:`E = \sum_k \pi_k\,[a\cdot\mu_k + b\cdot(\mu_k^2+\sigma_k^2)
+  + \sum_d c_d\mu_{kd}\mu_{k,d+1} + e(\mu_{k0}^3 + 3\mu_{k0}\sigma_{k0}^2)]`,
 
 the exact gradient is ``jax.grad`` of the closed form, and the mean of N per-sample
 pathwise gradients must match it: every entry's z-score
@@ -129,7 +130,8 @@ def test_z_test_detects_a_biased_estimator():
     params, co = make_problem(3, 3, 100)
 
     def sample(key, locs, scales, logits):
-        return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(locs, scales).to_event(1)).sample(key)
+        base = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(locs, scales).to_event(1))
+        return base.sample(key)
 
     moments = gradient_moments(sample, params, co, 20000, 101)
     exact = jax.jacrev(exact_expectations, (0, 1, 2))(*params, co)

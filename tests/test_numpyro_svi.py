@@ -130,7 +130,7 @@ def test_svi_bimodal_gap_long(estimator):
     gap, locs, positive_weight = mixture_summary(params["locs"], params["scales"], params["logits"])
     guide = AutoDiagonalNormalMixture(model, num_components=2, init_spread=5.0, estimator=estimator)
     params = fit(guide, 10000, learning_rate=0.005, particles=16, seed=2)
-    auto_gap, auto_locs, auto_weight = mixture_summary(params["auto_locs"], params["auto_scales"], params["auto_logits"])
+    auto_gap, _, auto_weight = mixture_summary(params["auto_locs"], params["auto_scales"], params["auto_logits"])
     params = fit(AutoDiagonalNormal(model), 10000, learning_rate=0.005, particles=16, seed=2)
     diagonal_gap = gap_by_quadrature(
         scipy.stats.norm.logpdf(GRID, float(params["auto_loc"][0]), float(params["auto_scale"][0]))
