@@ -120,7 +120,7 @@ def test_svi_bimodal_gap_fast():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid", "rao_blackwell"])
 def test_svi_bimodal_gap_long(estimator):
     """10000 steps (lr 0.005, 16 particles) reach within 0.02 of the best mixture (0.054) and
     learn the weights: the heavier mode's weight within 0.07 of the optimum 0.59.  Measured
