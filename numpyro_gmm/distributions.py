@@ -70,6 +70,7 @@ class DiagNormalMixture(Distribution):
     pytree_aux_fields = ("estimator", "resolved_estimator")
 
     def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
+        locs, scales, logits = (a if hasattr(a, "dtype") else jnp.asarray(a) for a in (locs, scales, logits))
         batch_shape, num_components, event_size = shared_math.mixture_shapes(
             jnp.shape(locs), jnp.shape(scales), jnp.shape(logits)
         )

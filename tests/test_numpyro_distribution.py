@@ -94,6 +94,8 @@ def test_estimator_resolution(event_size):
     locs, scales, logits = np.zeros((2, event_size)), np.ones((2, event_size)), np.zeros(2)
     auto = DiagNormalMixture(locs, scales, logits)
     assert auto.estimator == "auto" and auto.resolved_estimator == shared_math.resolve_estimator("auto", event_size)
+    from_lists = DiagNormalMixture(locs.tolist(), scales.tolist(), logits.tolist())
+    assert from_lists.event_shape == (event_size,) and from_lists.locs.dtype == jnp.float64
     for estimator in shared_math.ESTIMATORS[1:]:
         assert DiagNormalMixture(locs, scales, logits, estimator=estimator).resolved_estimator == estimator
     with pytest.raises(ValueError, match="estimator"):
