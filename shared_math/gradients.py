@@ -48,7 +48,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._backend import LOG_SQRT_2PI, contiguous, log_ndtr, sequential_scan
-from .mixture import log_softmax, logsumexp, promote
+from .mixture import exp_of_log, log_softmax, logsumexp, promote
 
 
 class SweepTerms(NamedTuple):
@@ -141,8 +141,9 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}` and
     :math:`L_d = \operatorname{logsumexp}_k S_{kd} = \log p(x_{\le d})`:
     :math:`\log w_{kd} = S_{k,d-1} - L_{d-1}`, :math:`\log f_d = L_d - L_{d-1}`, so
-    :math:`\log(w_{kd}/f_d) = S_{k,d-1} - L_d` and :math:`r_{kd} = \exp(S_{kd} - L_d)`: one
-    cumulative sum and one log-sum-exp serve all three.
+    :math:`\log(w_{kd}/f_d) = S_{k,d-1} - L_d` and :math:`r_{kd} = \exp(S_{kd} - L_d)`, so
+    :math:`w_{kd} = r_{k,d-1}` (:math:`w_{k0}=\pi_k`): one cumulative sum and one
+    log-sum-exp serve all three.
 
     For :math:`\tilde a`, each :math:`\Phi(z_{kd})` is taken in whichever tail of the
     mixture CDF :math:`F_d` is smaller (tail :math:`t_{kd}` = :math:`\Phi(z_{kd})` if
@@ -162,19 +163,18 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     joint = log_pi + xp.cumulative_sum(log_normal, axis=0)  # S_kd
     log_marginal = logsumexp(joint, -1, xp, keepdims=True)  # L_d
     joint_before = xp.concat([log_pi, joint[:-1, ...]], axis=0)  # S_{k,d-1}
-    log_marginal_before = xp.concat([xp.zeros_like(log_marginal[:1, ...]), log_marginal[:-1, ...]], axis=0)
-    weights = xp.exp(joint_before - log_marginal_before)  # w_kd
     log_w_over_f = joint_before - log_marginal
-    responsibilities = xp.exp(joint - log_marginal)
+    responsibilities = exp_of_log(joint - log_marginal, xp)  # r_kd
+    weights = xp.concat([exp_of_log(log_pi, xp), responsibilities[:-1, ...]], axis=0)  # w_kd = r_{k,d-1}
 
     # Each component's smaller tail Phi(-|z|) from one log_ndtr; the larger as log1p(-p).
     negative = z < 0
     log_small = log_ndtr(-xp.abs(z), xp)
-    small = xp.exp(log_small)
+    small = exp_of_log(log_small, xp)
     mixture_cdf = xp.sum(weights * xp.where(negative, small, 1.0 - small), axis=-1, keepdims=True)
     use_lower = mixture_cdf <= 0.5
     log_tail = xp.where(use_lower == negative, log_small, xp.log1p(-small))
-    scaled_tail = xp.exp(log_w_over_f + log_tail)  # P_kd
+    scaled_tail = exp_of_log(log_w_over_f + log_tail, xp)  # P_kd
     sign = xp.where(use_lower, xp.ones_like(mixture_cdf), -xp.ones_like(mixture_cdf))
     # a~_k = s (P_k sum_{j!=k} w_j - w_k sum_{j!=k} P_j): no difference of near-equal terms.
     a_scaled = sign * (scaled_tail * sum_over_others(weights, xp) - weights * sum_over_others(scaled_tail, xp))
