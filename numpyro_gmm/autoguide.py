@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+
+import shared_math
 from numpyro.distributions import constraints
 from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.initialization import init_to_median
@@ -29,10 +31,10 @@ class AutoDiagonalNormalMixture(AutoContinuous):
 
     **Symmetry breaking.**  Components that start identical receive identical gradients and
     never separate, so the initial locations are the ``init_loc_fn`` point plus a fixed
-    deterministic offset per component: a standard-normal pattern drawn with NumPy from a
-    fixed seed, centred over the components (the mixture mean starts at the
-    initial point) and rescaled to unit root-mean-square per coordinate, times
-    ``init_spread * init_scale``.  For K = 2 the two components start at
+    deterministic offset per component, ``shared_math.component_offsets`` (standard normals
+    from NumPy with seed ``init_seed``, centred over the components so the mixture mean
+    starts at the initial point, unit root-mean-square per coordinate; the same pattern as
+    ``pyro_gmm``), times ``init_spread * init_scale``.  For K = 2 the two components start at
     :math:`\pm`\ ``init_spread * init_scale`` from the initial point in every coordinate.
 
     ``median`` and ``quantiles`` are those of each coordinate's marginal (a 1-D mixture),
@@ -46,6 +48,7 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     :param float init_scale: initial :math:`\sigma` of every component.
     :param float init_spread: size of the deterministic initial offsets, in units of
         ``init_scale``.
+    :param int init_seed: seed of the offset pattern.
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (see
         :class:`~numpyro_gmm.DiagNormalMixture`).
     """
@@ -60,7 +63,8 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         prefix="auto",
         init_loc_fn=init_to_median,
         init_scale=0.1,
-        init_spread=1.0,
+        init_spread=2.0,
+        init_seed=0,
         estimator="auto",
     ):
         if int(num_components) != num_components or num_components < 1:
@@ -72,13 +76,15 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         self.num_components = int(num_components)
         self._init_scale = init_scale
         self._init_spread = init_spread
+        self._init_seed = int(init_seed)
         self.estimator = estimator
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
 
     def _setup_prototype(self, *args, **kwargs):
         super()._setup_prototype(*args, **kwargs)
-        self._init_component_locs = self._init_latent + self._init_spread * self._init_scale * component_offsets(
-            self.num_components, self.latent_dim, jnp.result_type(self._init_latent)
+        offsets = shared_math.component_offsets(self.num_components, self.latent_dim, self._init_seed)
+        self._init_component_locs = self._init_latent + self._init_spread * self._init_scale * jnp.asarray(
+            offsets, jnp.result_type(self._init_latent)
         )
 
     def _get_posterior(self):
@@ -117,14 +123,3 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         """Per-coordinate marginal quantiles, shape ``(len(quantiles),) + site shape`` per site."""
         latent = self.get_posterior(params).marginal_quantiles(jnp.asarray(quantiles))
         return self._unpack_and_constrain(latent, params)
-
-
-def component_offsets(num_components, latent_dim, dtype):
-    """Deterministic ``(K, latent_dim)`` offsets: standard normals from a fixed seed (NumPy's
-    PCG64, seed 0), centred over components, unit root-mean-square per coordinate (all zero
-    when K = 1)."""
-    if num_components == 1:
-        return jnp.zeros((1, latent_dim), dtype)
-    pattern = np.random.default_rng(0).standard_normal((num_components, latent_dim))
-    centred = pattern - np.mean(pattern, axis=0)
-    return jnp.asarray(centred / np.sqrt(np.mean(centred**2, axis=0)), dtype)

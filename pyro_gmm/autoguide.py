@@ -21,6 +21,7 @@ from pyro.nn import PyroParam
 from torch import nn
 from torch.distributions import biject_to
 
+import shared_math
 from shared_math.marginal_quantiles import marginal_quantile
 
 from .distribution import DiagNormalMixture
@@ -37,11 +38,12 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     Initialization.  Every component starts at scale ``init_scale``; the weights start
     equal.  Identical components would receive identical gradients forever, so the
     locations are spread around the point given by ``init_loc_fn``: component :math:`k`
-    starts at :math:`\zeta_0 + \texttt{init\_scale}\cdot\texttt{init\_spread}\cdot(e_k-\bar e)`
-    with :math:`e_k\sim N(0,I_L)` drawn from a private generator seeded with ``init_seed``
-    (so the global RNG is untouched and runs are reproducible) and :math:`\bar e` their
-    average (the mixture mean starts exactly at :math:`\zeta_0`; with two components they
-    start at opposite offsets in every coordinate).
+    starts at :math:`\zeta_0 + \texttt{init\_scale}\cdot\texttt{init\_spread}\cdot e_k`
+    with the pattern :math:`e` of ``shared_math.component_offsets`` (standard normals from
+    NumPy seeded with ``init_seed``, so the global RNG is untouched and runs are
+    reproducible, centred so the mixture mean starts exactly at :math:`\zeta_0`, unit
+    root-mean-square per coordinate; with two components they start at :math:`\pm1` in
+    every coordinate; the same pattern as ``numpyro_gmm``).
 
     Known limit (of any pathwise weight gradient, ``DESIGN.md`` §2): once components sit
     on modes that are many component scales apart, the signal that moves weight between
@@ -93,11 +95,11 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     def _setup_prototype(self, *args, **kwargs):
         super()._setup_prototype(*args, **kwargs)
         center = self._init_loc()
-        generator = torch.Generator().manual_seed(self._init_seed)
-        offsets = torch.randn((self.num_components, self.latent_dim), generator=generator, dtype=torch.float64)
-        if self.num_components > 1:
-            offsets = offsets - offsets.mean(dim=0, keepdim=True)
-        offsets = offsets.to(dtype=center.dtype, device=center.device)
+        offsets = torch.as_tensor(
+            shared_math.component_offsets(self.num_components, self.latent_dim, self._init_seed),
+            dtype=center.dtype,
+            device=center.device,
+        )
         self.locs = nn.Parameter(center + self._init_scale * self._init_spread * offsets)
         self.scales = PyroParam(
             center.new_full((self.num_components, self.latent_dim), self._init_scale), self.scale_constraint

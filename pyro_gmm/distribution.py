@@ -183,7 +183,8 @@ class DiagNormalMixture(TorchDistribution):
         and calling it recovers the draws behind a sample.
         """
         shape = self._extended_shape(sample_shape)
-        logits = self.logits.detach().expand(self.batch_shape + (self.num_components,))
+        # contiguous: torch's softmax over a stride-0 expanded tensor is very slow with threads
+        logits = self.logits.detach().expand(self.batch_shape + (self.num_components,)).contiguous()
         component = torch.distributions.Categorical(logits=logits, validate_args=False).sample(torch.Size(sample_shape))
         component_one_hot = shared_math.one_hot(component, self.num_components, self.logits.dtype)
         noise = torch.randn(shape, dtype=self.locs.dtype, device=self.locs.device)

@@ -22,6 +22,7 @@ from .gradients import (
     sample_vjp,
     sum_to_shape,
 )
+from .initialization import component_offsets
 from .mixture import (
     cdf,
     conditional_log_weights,
@@ -37,6 +38,7 @@ from .mixture import (
 from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
 
 __all__ = [
+    "component_offsets",
     "ESTIMATORS",
     "resolve_estimator",
     "rao_blackwell_jvp",

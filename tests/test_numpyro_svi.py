@@ -35,7 +35,7 @@ from numpyro.optim import Adam  # noqa: E402
 
 import shared_math  # noqa: E402
 from numpyro_gmm import AutoDiagonalNormalMixture, DiagNormalMixture  # noqa: E402
-from numpyro_gmm.autoguide import component_offsets  # noqa: E402
+from shared_math import component_offsets  # noqa: E402
 
 OBSERVED, NOISE_SCALE, PRIOR_MEAN = 1.0, 0.5, 0.25
 GRID = np.linspace(-8.0, 8.0, 40001)
@@ -152,12 +152,12 @@ def two_site_model():
 
 
 def test_component_offsets():
-    offsets = np.asarray(component_offsets(4, 3, jnp.float64))
+    offsets = np.asarray(component_offsets(4, 3))
     np.testing.assert_allclose(np.mean(offsets, axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(np.sqrt(np.mean(offsets**2, axis=0)), 1.0, rtol=1e-12)
     assert len({tuple(np.round(row, 12)) for row in offsets}) == 4
-    np.testing.assert_allclose(np.abs(np.asarray(component_offsets(2, 5, jnp.float64))), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(component_offsets(1, 3, jnp.float64), 0.0)
+    np.testing.assert_allclose(np.abs(np.asarray(component_offsets(2, 5))), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(component_offsets(1, 3), 0.0)
     with pytest.raises(ValueError, match="num_components"):
         AutoDiagonalNormalMixture(two_site_model, num_components=0)
     with pytest.raises(ValueError, match="init_scale"):
@@ -174,7 +174,7 @@ def test_autoguide_init_run_predictive_median_quantiles():
     np.testing.assert_allclose(scales, 0.2, rtol=1e-12)
     np.testing.assert_allclose(logits, 0.0)
     # Symmetry broken around the init_loc_fn point: offsets 2.0 * 0.2 * component_offsets.
-    expected = np.asarray(guide._init_latent) + 0.4 * np.asarray(component_offsets(3, 3, jnp.float64))
+    expected = np.asarray(guide._init_latent) + 0.4 * np.asarray(component_offsets(3, 3))
     np.testing.assert_allclose(locs, expected, rtol=1e-12, atol=1e-12)
     posterior = guide.get_posterior(params)
     assert isinstance(posterior, DiagNormalMixture) and posterior.event_shape == (3,)
