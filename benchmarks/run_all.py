@@ -25,13 +25,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from cases import ESTIMATORS, JAX_CASES, TORCH_CASES  # noqa: E402
+
 GOAL_SHAPES = [(4096, 8, 16), (4096, 64, 16), (4096, 8, 128)]
 TFP_SHAPE = (1024, 8, 128)  # TFP's O(N·D²) Jacobian does not fit at N = 4096, D = 128
 MAX_RATIO_TO_FLOOR = 3.0
 MIN_SPEEDUP_OVER_PYRO_AT_K64 = 10.0
 MIN_SPEEDUP_OVER_TFP_AT_D128 = 50.0
 MAX_MEMORY_RATIO = 2.0
-ESTIMATORS = ("implicit", "hybrid")
 
 SCALING = {
     "N": {"fixed": {"K": 8, "D": 16}, "values": [256, 1024, 4096, 16384], "extra": ()},
@@ -109,13 +110,13 @@ def measure_shape(shape, *, rounds, memory_limit_bytes, torch_cases, jax_cases, 
 def run_goals(args):
     results = {}
     for shape in GOAL_SHAPES + [TFP_SHAPE]:
-        jax_cases = ("floor", "implicit", "hybrid", "tfp")
+        jax_cases = JAX_CASES
         t0 = time.perf_counter()
         results[shape] = measure_shape(
             shape,
             rounds=args.rounds,
             memory_limit_bytes=args.memory_limit_gb * 1e9,
-            torch_cases=("floor", "implicit", "hybrid", "pyro_mdn"),
+            torch_cases=TORCH_CASES,
             jax_cases=jax_cases,
             budget_s=60.0,
         )
@@ -132,8 +133,8 @@ def run_scaling(args):
         for value in values:
             sizes = dict(spec["fixed"], **{axis: value})
             shape = (sizes["N"], sizes["K"], sizes["D"])
-            torch_cases = ("floor", "implicit", "hybrid") + tuple(c for c in spec["extra"] if c == "pyro_mdn")
-            jax_cases = ("floor", "implicit", "hybrid") + tuple(c for c in spec["extra"] if c == "tfp")
+            torch_cases = ("floor",) + ESTIMATORS + tuple(c for c in spec["extra"] if c == "pyro_mdn")
+            jax_cases = ("floor",) + ESTIMATORS + tuple(c for c in spec["extra"] if c == "tfp")
             result = measure_shape(
                 shape,
                 rounds=3,

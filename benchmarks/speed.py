@@ -12,6 +12,7 @@ Cases (names used in the tables):
 ``floor``          our ``DiagNormalMixture.log_prob`` + backward (torch / JAX)
 ``implicit``       our ``rsample`` (Pyro) / ``sample`` (NumPyro), ``estimator="implicit"``
 ``hybrid``         the same with ``estimator="hybrid"``
+``rao_blackwell``  the same with ``estimator="rao_blackwell"`` (what ``"auto"`` picks)
 ``pyro_mdn``       Pyro's ``MixtureOfDiagNormals.rsample`` (Jankowiak & Karaletsos), torch
 ``tfp``            TFP-JAX ``MixtureSameFamily(reparameterize=True)``, ``Independent(Normal)``
 =================  =====================================================================
@@ -26,8 +27,7 @@ import numpy as np
 
 from _timing import compile_jax, torch_peak_allocated_bytes
 
-TORCH_CASES = ("floor", "implicit", "hybrid", "pyro_mdn")
-JAX_CASES = ("floor", "implicit", "hybrid", "tfp")
+from cases import ESTIMATORS, JAX_CASES, TORCH_CASES  # noqa: F401 (re-exported)
 
 
 def numpy_parameters(num_components, event_size, seed=0):
@@ -71,7 +71,7 @@ def torch_steps(num_samples, num_components, event_size, cases=TORCH_CASES, seed
         x = pyro.distributions.MixtureOfDiagNormals(locs, scales, logits).rsample((num_samples,))
         return torch.autograd.grad((x * x).sum(), params)
 
-    builders = {"floor": floor, "implicit": ours("implicit"), "hybrid": ours("hybrid"), "pyro_mdn": pyro_mdn}
+    builders = {"floor": floor, "pyro_mdn": pyro_mdn, **{name: ours(name) for name in ESTIMATORS}}
     steps = {name: builders[name] for name in cases}
     # The floor reads N fixed points that exist before the step; count them as its input.
     input_bytes = {"floor": fixed_points.numel() * fixed_points.element_size()}
@@ -123,9 +123,8 @@ def jax_steps(num_samples, num_components, event_size, cases=JAX_CASES, seed=0, 
 
     losses = {
         "floor": (floor_loss, fixed_points),
-        "implicit": (ours_loss("implicit"), key),
-        "hybrid": (ours_loss("hybrid"), key),
         "tfp": (tfp_loss, key),
+        **{name: (ours_loss(name), key) for name in ESTIMATORS},
     }
     compiled = {}
     for name in cases:

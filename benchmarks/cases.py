@@ -1,0 +1,6 @@
+"""Names of the benchmark cases (no imports, so ``run_all`` can read them before torch/JAX start)."""
+
+#: Our estimators, each timed through both adapters.
+ESTIMATORS = ("implicit", "hybrid", "rao_blackwell")
+TORCH_CASES = ("floor",) + ESTIMATORS + ("pyro_mdn",)
+JAX_CASES = ("floor",) + ESTIMATORS + ("tfp",)
