@@ -333,10 +333,12 @@ def markdown(args, results, curves, profile, breakdowns, kernel_table, env_lines
         ("torch/floor", "Pyro floor"),
         ("torch/implicit", "Pyro implicit"),
         ("torch/hybrid", "Pyro hybrid"),
+        ("torch/rao_blackwell", "Pyro rao_blackwell"),
         ("torch/pyro_mdn", "MixtureOfDiagNormals"),
         ("jax/floor", "NumPyro floor"),
         ("jax/implicit", "NumPyro implicit"),
         ("jax/hybrid", "NumPyro hybrid"),
+        ("jax/rao_blackwell", "NumPyro rao_blackwell"),
         ("jax/tfp", "TFP"),
     ]
     out.append("| shape | " + " | ".join(label for _, label in columns) + " |")
@@ -352,16 +354,21 @@ def markdown(args, results, curves, profile, breakdowns, kernel_table, env_lines
     out.append("")
     out.append("Ratios to the floor of the same framework and shape (CPU time; wall-clock ratio in brackets):")
     out.append("")
-    out.append("| shape | Pyro implicit | Pyro hybrid | NumPyro implicit | NumPyro hybrid | MixtureOfDiagNormals / Pyro implicit | TFP / NumPyro implicit |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append(
+        "| shape | Pyro implicit | Pyro hybrid | Pyro rao_blackwell | NumPyro implicit | NumPyro hybrid "
+        "| NumPyro rao_blackwell | MixtureOfDiagNormals / Pyro implicit | TFP / NumPyro implicit |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for shape, r in results.items():
         t, w = r["time"], r["wall"]
         nan = float("nan")
         pairs = [
             ("torch/implicit", "torch/floor"),
             ("torch/hybrid", "torch/floor"),
+            ("torch/rao_blackwell", "torch/floor"),
             ("jax/implicit", "jax/floor"),
             ("jax/hybrid", "jax/floor"),
+            ("jax/rao_blackwell", "jax/floor"),
             ("torch/pyro_mdn", "torch/implicit"),
             ("jax/tfp", "jax/implicit"),
         ]
@@ -465,20 +472,24 @@ def plot_scaling(curves, path):
         "torch/floor": ("tab:blue", ":"),
         "torch/implicit": ("tab:blue", "-"),
         "torch/hybrid": ("tab:blue", "--"),
+        "torch/rao_blackwell": ("tab:blue", "-."),
         "torch/pyro_mdn": ("tab:red", "-"),
         "jax/floor": ("tab:green", ":"),
         "jax/implicit": ("tab:green", "-"),
         "jax/hybrid": ("tab:green", "--"),
+        "jax/rao_blackwell": ("tab:green", "-."),
         "jax/tfp": ("tab:orange", "-"),
     }
     labels = {
         "torch/floor": "Pyro log_prob floor",
         "torch/implicit": "Pyro implicit",
         "torch/hybrid": "Pyro hybrid",
+        "torch/rao_blackwell": "Pyro rao_blackwell",
         "torch/pyro_mdn": "Pyro MixtureOfDiagNormals",
         "jax/floor": "NumPyro log_prob floor",
         "jax/implicit": "NumPyro implicit",
         "jax/hybrid": "NumPyro hybrid",
+        "jax/rao_blackwell": "NumPyro rao_blackwell",
         "jax/tfp": "TFP MixtureSameFamily",
     }
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4.2))
