@@ -4,7 +4,8 @@ Every test file relies on two global settings made here, before any test module 
 
 * ``JAX_PLATFORMS=cpu`` (unless the environment already says otherwise);
 * ``jax_enable_x64``: JAX arrays are float64 by default everywhere, float32 only when a
-  test asks for it explicitly (exactly as in NumPy and torch tests).
+  test asks for it explicitly (exactly as in NumPy and torch tests);
+* one torch intra-op thread (one pytest worker per core).
 
 The ``xp`` fixture runs a test once per backend (NumPy, torch, JAX, array-api-strict).  It
 yields a :class:`Backend`, whose :meth:`Backend.asarray` turns a NumPy array into that
@@ -27,6 +28,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+# One torch intra-op thread: `make test` runs one pytest worker per core, and tiny ops
+# split across oversubscribed threads run orders of magnitude slower.
+torch.set_num_threads(1)
 
 
 class Backend:

@@ -23,16 +23,6 @@ from pyro_gmm import DiagNormalMixture
 from pyro_gmm.distribution import _MixtureSample
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: the suite runs one process per core, and tiny ops split across
-    oversubscribed threads run orders of magnitude slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_parameters(batch_shape, num_components, event_size, *, seed=0, dtype=torch.float64, spread=1.5):
     generator = torch.Generator().manual_seed(seed)
     shape = tuple(batch_shape) + (num_components, event_size)

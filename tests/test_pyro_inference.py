@@ -32,15 +32,12 @@ GRID_STEP = float(GRID[1] - GRID[0])
 
 
 @pytest.fixture(autouse=True)
-def single_thread_float64():
-    """One intra-op thread (the suite runs one process per core; tiny ops oversubscribed
-    across threads are orders of magnitude slower) and float64 parameters."""
-    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_num_threads(1)
+def float64_and_fresh_param_store():
+    """float64 parameters and an empty Pyro parameter store for every test."""
+    dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     pyro.clear_param_store()
     yield
-    torch.set_num_threads(threads)
     torch.set_default_dtype(dtype)
 
 

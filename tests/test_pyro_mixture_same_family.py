@@ -15,14 +15,6 @@ import torch
 from pyro_gmm import DiagNormalMixture, ReparamMixtureSameFamily
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def components(batch_shape, num_components, event_size, seed=0):
     """``(mixing logits, locs, scales)``; ``event_size=None`` for scalar components."""
     generator = torch.Generator().manual_seed(seed)

@@ -30,16 +30,6 @@ from pyro_gmm import DiagNormalMixture
 Z_THRESHOLD = 4.5
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: the suite runs one process per core, and tiny ops split across
-    oversubscribed threads run orders of magnitude slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_parameters(num_components, event_size, seed):
     generator = torch.Generator().manual_seed(seed)
     locs = 0.8 * torch.randn(num_components, event_size, generator=generator, dtype=torch.float64)
