@@ -43,41 +43,43 @@ import jax.numpy as jnp
 import shared_math
 
 
-@jax.custom_jvp
-def attach_implicit(x0, locs, scales, logits):
-    """Identity in ``x0`` whose derivative w.r.t. the parameters is the implicit gradient.
+def _identity_with_tangent(tangent, doc):
+    """A ``jax.custom_jvp`` identity ``(x0, locs, scales, logits) -> x0`` whose tangent is
+    ``tangent(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)``.
 
     ``x0`` (shape ``(..., D)``) must be a draw from the mixture with these parameters,
-    carried without gradient; ``x0`` itself gets no tangent (the noise is held fixed).
+    carried without gradient; ``x0`` itself gets no tangent (the noise is held fixed).  The
+    rule computes its primal through the custom function itself and evaluates the tangent
+    at that primal, so when JAX differentiates the rule, d(tangent)/dx is chained through
+    the same rule (correct higher derivatives).
     """
-    return x0
+
+    @jax.custom_jvp
+    def attach(x0, locs, scales, logits):
+        return x0
+
+    @attach.defjvp
+    def _attach_jvp(primals, tangents):
+        x0, locs, scales, logits = primals
+        _, locs_dot, scales_dot, logits_dot = tangents
+        x = attach(x0, locs, scales, logits)
+        return x, tangent(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
+
+    attach.__doc__ = doc
+    return attach
 
 
-@attach_implicit.defjvp
-def _attach_implicit_jvp(primals, tangents):
-    x0, locs, scales, logits = primals
-    _, locs_dot, scales_dot, logits_dot = tangents
-    # Primal through the custom function itself, tangent evaluated at that primal: when JAX
-    # differentiates this rule, d(tangent)/dx is chained through the same rule.
-    x = attach_implicit(x0, locs, scales, logits)
-    x_dot = shared_math.implicit_jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
-    return x, x_dot
-
-
-@jax.custom_jvp
-def attach_rao_blackwell(x0, locs, scales, logits):
-    """Identity in ``x0`` whose derivative is the ``"rao_blackwell"`` estimator
-    (:func:`shared_math.rao_blackwell_jvp`: the chosen-component derivative averaged over the
-    component given ``x``, plus the implicit ``logits`` derivative)."""
-    return x0
-
-
-@attach_rao_blackwell.defjvp
-def _attach_rao_blackwell_jvp(primals, tangents):
-    x0, locs, scales, logits = primals
-    _, locs_dot, scales_dot, logits_dot = tangents
-    x = attach_rao_blackwell(x0, locs, scales, logits)
-    return x, shared_math.rao_blackwell_jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
+attach_implicit = _identity_with_tangent(
+    shared_math.implicit_jvp,
+    "Identity in ``x0`` whose derivative w.r.t. the parameters is the implicit gradient "
+    "(:func:`shared_math.implicit_jvp`).",
+)
+attach_rao_blackwell = _identity_with_tangent(
+    shared_math.rao_blackwell_jvp,
+    "Identity in ``x0`` whose derivative is the ``\"rao_blackwell\"`` estimator "
+    "(:func:`shared_math.rao_blackwell_jvp`: the chosen-component derivative averaged over the "
+    "component given ``x``, plus the implicit ``logits`` derivative).",
+)
 
 
 @jax.custom_jvp
