@@ -38,70 +38,69 @@ The last line is Graves' Eq. 22 for the weights, written through the logits; the
 softmax's normalising term drops out because :math:`\sum_k a_{kd}=0`.  For :math:`K=1`
 everything reduces to the reparameterization trick :math:`\bar\mu=g,\ \bar\sigma=gz`.
 
-**Numerics.**  :math:`\Phi(z_{kd})-F_d` is taken in whichever tail of :math:`F_d` is smaller
-(:math:`\Phi-F = Q_F-Q_\Phi` with :math:`Q=1-\Phi`), from ``log_ndtr`` values, so separated
-components and tiny scales keep their accuracy in float32.
+**Numerics.**  Everything is formed from quantities of order one or from the smaller tail
+of each component (below).  Subnormal exponentials are floored (:func:`exp_of_log`).
+
+**Layout and cost.**  Internally arrays are ``(D, K, ...)``: event axis first (each step of
+a sweep reads one contiguous slice), components second, sample and batch dimensions last,
+where they are contiguous.  Parameters ``(D, K, 1...)`` then broadcast over long contiguous
+runs and sums over components add whole rows; with ``K`` last (``(D, ..., K)``) both cost
+about 4x more in torch on CPU at ``K = 8``.  The tails use ``erfc`` (vectorized), not
+``log_ndtr`` (about 40 ``erfc`` in torch).  ``benchmarks/kernels.py`` has the figures.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
-from ._backend import LOG_SQRT_2PI, contiguous, log_ndtr, sequential_scan
-from .mixture import exp_of_log, log_softmax, logsumexp, promote
+from ._backend import LOG_SQRT_2PI, contiguous, leading_cumsum, normal_tail, sequential_scan
+from .mixture import exp_of_log, log_softmax, promote
 
 
 class SweepTerms(NamedTuple):
-    """Per-sample quantities of the implicit gradient in dimension-major layout ``(D, ..., K)``.
+    """Per-sample quantities of the implicit gradient in the internal layout ``(D, K, ...)``.
 
-    ``z``: standardized point; ``inv_scales``: :math:`1/\\sigma`; ``responsibilities``:
-    :math:`r_{kd}`; ``a_scaled``: :math:`\\tilde a_{kd} = a_{kd}/f_d`; ``dlog_normal_dx``:
-    :math:`\\gamma_{kd} = -z_{kd}/\\sigma_{kd}`.  The event axis comes first so that each
-    step of the sweeps reads one contiguous ``(..., K)`` slice and the sums over components
-    run along the last axis.
+    ``z``: standardized point :math:`z_{kd}`; ``inv_scales``: :math:`1/\\sigma_{kd}`
+    (``(D, K, 1...)``, broadcasting); ``responsibilities``: :math:`r_{kd}`; ``a_scaled``:
+    :math:`\\tilde a_{kd} = a_{kd}/f_d`.  (:math:`\\gamma_{kd} = -z_{kd}/\\sigma_{kd}` is formed
+    where it is used.)
     """
 
     z: object
     inv_scales: object
     responsibilities: object
     a_scaled: object
-    dlog_normal_dx: object
 
 
-def last_axis_first(array, xp):
-    """``(..., D)`` to ``(D, ...)`` (``permute_dims``: unlike torch's ``moveaxis`` it has a vmap rule)."""
-    ndim = array.ndim
-    return xp.permute_dims(array, (ndim - 1,) + tuple(range(ndim - 1)))
+def _move_axes(array, order, xp):
+    """``permute_dims`` (unlike torch's ``moveaxis`` it has a vmap rule)."""
+    return xp.permute_dims(array, tuple(order))
 
 
-def first_axis_last(array, xp):
-    """``(D, ...)`` to ``(..., D)``; inverse of :func:`last_axis_first`."""
-    ndim = array.ndim
-    return xp.permute_dims(array, tuple(range(1, ndim)) + (0,))
+def largest_entry(values, xp, axis=1):
+    """Boolean mask of the first largest entry along ``axis`` (exactly one per row)."""
+    is_max = values == xp.max(values, axis=axis, keepdims=True)
+    return is_max & (xp.cumulative_sum(xp.astype(is_max, xp.int32), axis=axis) == 1)
 
 
-def largest_entry(values, xp):
-    """Boolean mask of the first largest entry along the last axis (exactly one per row)."""
-    is_max = values == xp.max(values, axis=-1, keepdims=True)
-    return is_max & (xp.cumulative_sum(xp.astype(is_max, xp.int32), axis=-1) == 1)
-
-
-def sum_over_others(values, xp, largest=None):
-    r""":math:`\sum_{j\ne k} v_j` along the last axis for non-negative :math:`v`, without cancellation.
+def sum_over_others(values, xp, largest=None, axis=1):
+    r""":math:`\sum_{j\ne k} v_j` along ``axis`` for non-negative :math:`v`, without cancellation.
 
     Every entry but the largest gets :math:`\sum_j v_j - v_k` (at least half the total, so
     accurate); the largest gets the other entries added up.  ``1 - w_k`` for a weight
     :math:`w_k\approx 1` would instead carry an absolute error of one ulp of 1.
     """
-    largest = largest_entry(values, xp) if largest is None else largest
+    largest = largest_entry(values, xp, axis) if largest is None else largest
     zeros = xp.zeros_like(values)
-    rest = xp.sum(xp.where(largest, zeros, values), axis=-1, keepdims=True)
-    return xp.where(largest, rest, xp.sum(values, axis=-1, keepdims=True) - values)
+    rest = xp.sum(xp.where(largest, zeros, values), axis=axis, keepdims=True)
+    return xp.where(largest, rest, xp.sum(values, axis=axis, keepdims=True) - values)
 
 
-class DimensionMajor:
-    """Moves arrays between the public layout ``(..., K, D)`` and the internal ``(D, ..., K)``.
+class SweepLayout:
+    """Moves arrays between the public layouts and the internal ``(D, K, ...)``.
 
+    Public: points ``(..., D)``, ``locs``/``scales`` ``(..., K, D)``, ``logits`` ``(..., K)``.
     Every array is first padded to the common number of batch dimensions ``batch_ndim``
     (sample and batch dimensions of ``x`` and the parameters), so that broadcasting in the
     internal layout lines up.
@@ -115,97 +114,153 @@ class DimensionMajor:
         shape = tuple(array.shape)
         return self.xp.reshape(array, (1,) * (self.batch_ndim + core_ndim - len(shape)) + shape)
 
-    def event_first(self, array, core_ndim):
-        """``(..., D)`` (``core_ndim=1``) or ``(..., K, D)`` (``core_ndim=2``) to ``(D, ...)`` / ``(D, ..., K)``."""
-        return contiguous(last_axis_first(self._pad(array, core_ndim), self.xp), self.xp)
+    def point(self, array):
+        """``(..., D)`` to ``(D, ...)``."""
+        padded = self._pad(array, 1)
+        ndim = padded.ndim
+        return contiguous(_move_axes(padded, (ndim - 1,) + tuple(range(ndim - 1)), self.xp), self.xp)
 
-    def batch_padded(self, array):
-        """``(..., K)`` padded to ``batch_ndim`` batch dimensions."""
-        return self._pad(array, 1)
+    def point_back(self, array):
+        """``(D, ...)`` to ``(..., D)``; inverse of :meth:`point`."""
+        return _move_axes(array, tuple(range(1, array.ndim)) + (0,), self.xp)
+
+    def components(self, array):
+        """``(..., K, D)`` to ``(D, K, ...)``."""
+        padded = self._pad(array, 2)
+        ndim = padded.ndim
+        return contiguous(_move_axes(padded, (ndim - 1, ndim - 2) + tuple(range(ndim - 2)), self.xp), self.xp)
+
+    def weights(self, array):
+        """``(..., K)`` to ``(1, K, ...)``."""
+        padded = self._pad(array, 1)
+        ndim = padded.ndim
+        return self.xp.expand_dims(_move_axes(padded, (ndim - 1,) + tuple(range(ndim - 1)), self.xp), axis=0)
 
     def parameter(self, full, shape):
-        """Sum ``(D, ..., K)`` over broadcast dimensions and return it in the layout ``shape`` ``(..., K, D)``."""
+        """Sum ``(D, K, ...)`` over broadcast dimensions; return it in the layout ``shape`` ``(..., K, D)``."""
         padded = (1,) * (self.batch_ndim + 2 - len(shape)) + tuple(shape)
-        target = (padded[-1],) + padded[:-1]
-        return self.xp.reshape(first_axis_last(sum_to_shape(full, target, self.xp), self.xp), tuple(shape))
+        summed = sum_to_shape(full, (padded[-1], padded[-2]) + padded[:-2], self.xp)
+        back = _move_axes(summed, tuple(range(2, summed.ndim)) + (1, 0), self.xp)
+        return self.xp.reshape(back, tuple(shape))
+
+    def weights_parameter(self, full, shape):
+        """Sum ``(K, ...)`` over broadcast dimensions; return it in the layout ``shape`` ``(..., K)``."""
+        padded = (1,) * (self.batch_ndim + 1 - len(shape)) + tuple(shape)
+        summed = sum_to_shape(full, (padded[-1],) + padded[:-1], self.xp)
+        back = _move_axes(summed, tuple(range(1, summed.ndim)) + (0,), self.xp)
+        return self.xp.reshape(back, tuple(shape))
 
 
 def _layout(x, locs, scales, logits, xp):
     batch_ndim = max(x.ndim - 1, locs.ndim - 2, scales.ndim - 2, logits.ndim - 1)
-    return DimensionMajor(batch_ndim, xp)
+    return SweepLayout(batch_ndim, xp)
+
+
+def _shift_in(first, values, xp):
+    """``out[0] = first`` (broadcast), ``out[d] = values[d - 1]``: a quantity at :math:`d-1`
+    indexed by :math:`d`, with ``first`` as its value "before dimension 0"."""
+    first = xp.broadcast_to(first, (1,) + tuple(values.shape[1:]))
+    return xp.concat([first, values[:-1, ...]], axis=0)
 
 
 def sweep_terms(x, locs, scales, logits, xp, layout=None):
     r"""The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype).
 
-    With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}` and
-    :math:`L_d = \operatorname{logsumexp}_k S_{kd} = \log p(x_{\le d})`:
-    :math:`\log w_{kd} = S_{k,d-1} - L_{d-1}`, :math:`\log f_d = L_d - L_{d-1}`, so
-    :math:`\log(w_{kd}/f_d) = S_{k,d-1} - L_d` and :math:`r_{kd} = \exp(S_{kd} - L_d)`, so
-    :math:`w_{kd} = r_{k,d-1}` (:math:`w_{k0}=\pi_k`): one cumulative sum and one
-    log-sum-exp serve all three.
+    **Weights.**  With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}`
+    and :math:`L_d = \operatorname{logsumexp}_k S_{kd} = \log p(x_{\le d})`:
+    :math:`r_{kd} = e^{S_{kd}-L_d}`, the conditional weights are :math:`w_{kd} = r_{k,d-1}`
+    (:math:`w_{k0}=\pi_k`) and the conditional density is :math:`f_d = e^{L_d-L_{d-1}}`: one
+    cumulative sum and one log-sum-exp serve all three.
 
-    For :math:`\tilde a`, each :math:`\Phi(z_{kd})` is taken in whichever tail of the
-    mixture CDF :math:`F_d` is smaller (tail :math:`t_{kd}` = :math:`\Phi(z_{kd})` if
-    :math:`F_d\le\frac12`, else :math:`1-\Phi(z_{kd})`, with sign :math:`s_d=\pm1`):
-    :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}` from logs, and
-    :math:`\tilde a_{kd} = s_d\,\big(P_{kd}\sum_{j\ne k} w_{jd} - w_{kd}\sum_{j\ne k}P_{jd}\big)`
-    (using :math:`\sum_j w_{jd}=1`), with both sums over the others from
-    :func:`sum_over_others`, so the float32 error stays relative to the minor weights
-    when one component dominates.
+    **Tails.**  Each component is taken in its own smaller tail: with
+    :math:`s_{kd} = \operatorname{sign} z_{kd}` (:math:`\pm1`; :math:`+1` at :math:`+0`),
+    :math:`t_{kd} = \Phi(-|z_{kd}|)` and :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}`, the mixture's
+    two tails over the density are sums of non-negative terms,
+
+    .. math::
+
+        \frac{F_d}{f_d} = \sum_k \frac{w_{kd}\Phi(z_{kd})}{f_d},\quad
+        \frac{1-F_d}{f_d} = \sum_k \frac{w_{kd}(1-\Phi(z_{kd}))}{f_d},\qquad
+        \frac{w_{kd}\Phi(z_{kd})}{f_d} = \begin{cases} P_{kd} & s_{kd}=-1\\
+        w_{kd}/f_d - P_{kd} & s_{kd}=+1\end{cases}
+
+    (the other likewise), each accurate; and
+
+    .. math::
+
+        \tilde a_{kd} = \frac{w_{kd}(\Phi(z_{kd}) - F_d)}{f_d}
+        = s_{kd}\Big(\frac{w_{kd}}{f_d}\,C_{kd} - P_{kd}\Big),\qquad
+        C_{kd} = \begin{cases} F_d & s_{kd}=-1\\ 1-F_d & s_{kd}=+1,\end{cases}
+
+    since for :math:`s=+1`, :math:`\Phi - F = (1-F) - (1-\Phi)`.  Only the component of the
+    largest weight can lose accuracy there (for :math:`w_{kd}\to1`, :math:`C_{kd}` is mostly
+    its own :math:`P_{kd}` and the bracket cancels); it is replaced by
+    :math:`-\sum_{j\ne k}\tilde a_{jd}` (:math:`\sum_k a_{kd} = 0`), formed as
+    :math:`\tilde a_{kd} - \sum_j\tilde a_{jd}`, whose error is a rounding of the largest
+    term.  Where :math:`m` weights tie for the largest, each takes :math:`1/m` of the
+    correction (identical components then get exactly equal :math:`\tilde a`, summing to 0).
     """
     layout = _layout(x, locs, scales, logits, xp) if layout is None else layout
-    scales_t = layout.event_first(scales, 2)
+    scales_t = layout.components(scales)
     inv_scales = 1.0 / scales_t
-    z = (layout.event_first(x, 1)[..., None] - layout.event_first(locs, 2)) * inv_scales
-    log_normal = -0.5 * z * z - (xp.log(scales_t) + LOG_SQRT_2PI)
-    log_pi = xp.broadcast_to(log_softmax(layout.batch_padded(logits), xp)[None, ...], (1,) + tuple(z.shape[1:]))
-    joint = log_pi + xp.cumulative_sum(log_normal, axis=0)  # S_kd
-    log_marginal = logsumexp(joint, -1, xp, keepdims=True)  # L_d
-    joint_before = xp.concat([log_pi, joint[:-1, ...]], axis=0)  # S_{k,d-1}
-    log_w_over_f = joint_before - log_marginal
-    responsibilities = exp_of_log(joint - log_marginal, xp)  # r_kd
-    weights = xp.concat([exp_of_log(log_pi, xp), responsibilities[:-1, ...]], axis=0)  # w_kd = r_{k,d-1}
+    z = (xp.expand_dims(layout.point(x), axis=1) - layout.components(locs)) * inv_scales
+    log_pi = layout.weights(log_softmax(logits, xp))  # (1, K, ...)
+    # S_kd = log pi_k + sum_{j<=d} (-z^2/2 - log sigma - log sqrt(2 pi))
+    joint = leading_cumsum((-0.5) * (z * z) - (xp.log(scales_t) + LOG_SQRT_2PI), xp, initial=log_pi)
+    peak = xp.max(joint, axis=1, keepdims=True)
+    shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
+    del joint
+    total = xp.sum(shifted, axis=1, keepdims=True)
+    responsibilities = shifted * (1.0 / total)
+    # floor() keeps the entries equal to 1: the component of the largest weight w_kd = r_{k,d-1}.
+    largest_weight = _shift_in(xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp)), xp.floor(shifted), xp)
+    del shifted
+    log_marginal = peak + xp.log(total)  # L_d, (D, 1, ...)
+    log_density = log_marginal - _shift_in(xp.zeros_like(log_marginal[:1, ...]), log_marginal, xp)
+    bound = 0.9 * math.log(float(xp.finfo(z.dtype).max))
+    density = xp.exp(xp.clip(log_density, min=-bound, max=bound))
+    weights_over_density = _shift_in(xp.exp(log_pi), responsibilities, xp) * xp.exp(xp.clip(-log_density, max=bound))
 
-    # Each component's smaller tail Phi(-|z|) from one log_ndtr; the larger as log1p(-p).
-    negative = z < 0
-    log_small = log_ndtr(-xp.abs(z), xp)
-    small = exp_of_log(log_small, xp)
-    mixture_cdf = xp.sum(weights * xp.where(negative, small, 1.0 - small), axis=-1, keepdims=True)
-    use_lower = mixture_cdf <= 0.5
-    log_tail = xp.where(use_lower == negative, log_small, xp.log1p(-small))
-    scaled_tail = exp_of_log(log_w_over_f + log_tail, xp)  # P_kd
-    sign = xp.where(use_lower, xp.ones_like(mixture_cdf), -xp.ones_like(mixture_cdf))
-    # a~_k = s (P_k sum_{j!=k} w_j - w_k sum_{j!=k} P_j): no difference of near-equal terms.
-    a_scaled = sign * (scaled_tail * sum_over_others(weights, xp) - weights * sum_over_others(scaled_tail, xp))
-    return SweepTerms(
-        z=z,
-        inv_scales=inv_scales,
-        responsibilities=responsibilities,
-        a_scaled=a_scaled,
-        dlog_normal_dx=-z * inv_scales,
-    )
+    sign = xp.copysign(xp.ones_like(z[:1, :1, ...]), z)
+    scaled_tail = weights_over_density * normal_tail(xp.abs(z), xp)  # P_kd
+    signed_tail = sign * scaled_tail
+    del scaled_tail
+    below = 0.5 - 0.5 * sign  # 1 where z < 0
+    above = 1.0 - below
+    lower_over_density = xp.sum(above * weights_over_density - signed_tail, axis=1, keepdims=True)  # F/f
+    upper_over_density = xp.sum(below * weights_over_density + signed_tail, axis=1, keepdims=True)  # (1-F)/f
+    own_cdf_tail = below * (lower_over_density * density) + above * (upper_over_density * density)  # C_kd
+    del below, above
+    a_scaled = sign * (weights_over_density * own_cdf_tail) - signed_tail
+    del sign, signed_tail, own_cdf_tail, weights_over_density
+    ties = xp.sum(largest_weight, axis=1, keepdims=True)
+    a_scaled = a_scaled - largest_weight * (xp.sum(a_scaled, axis=1, keepdims=True) / ties)
+    return SweepTerms(z=z, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled)
 
 
-def reverse_sweep(terms, cotangent_t, xp):
+def reverse_sweep(terms, cotangent_t, xp, collect=True):
     r"""Solve :math:`J^\top v = g` by one reverse sweep (``DESIGN.md`` §1).
 
     For :math:`i = D-1,\dots,0`: :math:`E_{ki} = C_k`,
     :math:`u_i = g_i - \sum_k \gamma_{ki} C_k`, :math:`C_k \mathrel{+}= u_i\tilde a_{ki}`.
     ``cotangent_t`` is :math:`g` in layout ``(D, ...)``.  Returns ``(u, carry_before,
-    final_carry)`` with shapes ``(D, ...)``, ``(D, ..., K)``, ``(..., K)``; :math:`v = u/f`.
+    final_carry)`` with shapes ``(D, ...)``, ``(D, K, ...)``, ``(K, ...)``; :math:`v = u/f`.
+    With ``collect=False`` only ``final_carry`` is returned (nothing is stacked).
     """
-    cotangent_t = xp.broadcast_to(cotangent_t, tuple(terms.z.shape[:-1]))
+    cotangent_t = xp.broadcast_to(cotangent_t, (terms.z.shape[0],) + tuple(terms.z.shape[2:]))
 
     def step(carry, slices):
-        g_i, gamma_i, a_i = slices
-        u_i = g_i - xp.sum(gamma_i * carry, axis=-1)
-        return carry + u_i[..., None] * a_i, (u_i, carry)
+        g_i, z_i, inv_i, a_i = slices
+        u_i = g_i + xp.sum(z_i * (inv_i * carry), axis=0)  # gamma = -z / sigma
+        outputs = (u_i, carry) if collect else ()
+        return carry + u_i[None, ...] * a_i, outputs
 
     carry0 = xp.zeros_like(terms.z[0, ...])
-    final, (u, carry_before) = sequential_scan(
-        step, carry0, (cotangent_t, terms.dlog_normal_dx, terms.a_scaled), xp, reverse=True
-    )
+    sequences = (cotangent_t, terms.z, xp.broadcast_to(terms.inv_scales, (terms.z.shape[0],) + tuple(terms.inv_scales.shape[1:])), terms.a_scaled)
+    final, stacked = sequential_scan(step, carry0, sequences, xp, reverse=True)
+    if not collect:
+        return final
+    u, carry_before = stacked
     return u, carry_before, final
 
 
@@ -217,16 +272,18 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
     transpose it (reverse mode) and differentiate it again (higher orders).  Returns
     :math:`\dot x` as ``(D, ...)``.
     """
-    scaled_transform_tangent = xp.broadcast_to(scaled_transform_tangent, tuple(terms.z.shape[:-1]))
+    scaled_transform_tangent = xp.broadcast_to(
+        scaled_transform_tangent, (terms.z.shape[0],) + tuple(terms.z.shape[2:])
+    )
 
     def step(carry, slices):
-        t_d, a_d, gamma_d = slices
-        x_dot_d = -t_d - xp.sum(a_d * carry, axis=-1)
-        return carry + gamma_d * x_dot_d[..., None], (x_dot_d,)
+        t_d, a_d, z_d, inv_d = slices
+        x_dot_d = -t_d - xp.sum(a_d * carry, axis=0)
+        return carry - (z_d * inv_d) * x_dot_d[None, ...], (x_dot_d,)
 
     carry0 = xp.zeros_like(terms.z[0, ...])
     _, (x_dot,) = sequential_scan(
-        step, carry0, (scaled_transform_tangent, terms.a_scaled, terms.dlog_normal_dx), xp
+        step, carry0, (scaled_transform_tangent, terms.a_scaled, terms.z, xp.broadcast_to(terms.inv_scales, (terms.z.shape[0],) + tuple(terms.inv_scales.shape[1:]))), xp
     )
     return x_dot
 
@@ -255,28 +312,28 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
-    cotangent_t = layout.event_first(cotangent, 1)
+    cotangent_t = layout.point(cotangent)
     u, carry_before, final_carry = reverse_sweep(terms, cotangent_t, xp)
     # mu_bar = u r + gamma E with u = g - sum_j gamma_j E_j.  For the most responsible
     # component the two gamma_k E_k terms cancel; there it is formed as
     # r_k (g - sum_{j!=k} gamma_j E_j) + (sum_{j!=k} r_j) gamma_k E_k instead.
     responsibilities = terms.responsibilities
-    gamma_carry = terms.dlog_normal_dx * carry_before
+    gamma_carry = -(terms.z * terms.inv_scales) * carry_before
     main = largest_entry(responsibilities, xp)
     zeros = xp.zeros_like(gamma_carry)
-    others_gamma_carry = xp.sum(xp.where(main, zeros, gamma_carry), axis=-1, keepdims=True)
+    others_gamma_carry = xp.sum(xp.where(main, zeros, gamma_carry), axis=1, keepdims=True)
     locs_bar = xp.where(
         main,
-        responsibilities * (xp.broadcast_to(cotangent_t, u.shape)[..., None] - others_gamma_carry)
+        responsibilities * (xp.expand_dims(xp.broadcast_to(cotangent_t, u.shape), axis=1) - others_gamma_carry)
         + sum_over_others(responsibilities, xp, main) * gamma_carry,
-        u[..., None] * responsibilities + gamma_carry,
+        xp.expand_dims(u, axis=1) * responsibilities + gamma_carry,
     )
     # sigma_bar = u r z - E (z^2 - 1)/sigma = z mu_bar + E / sigma.
     scales_bar = terms.z * locs_bar + carry_before * terms.inv_scales
     return (
         layout.parameter(locs_bar, locs.shape),
         layout.parameter(scales_bar, scales.shape),
-        sum_to_shape(-final_carry, logits.shape, xp),
+        layout.weights_parameter(-final_carry, logits.shape),
     )
 
 
@@ -292,22 +349,29 @@ def _scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, x
     (The softmax's normalising term of :math:`\dot\ell` drops out: :math:`\sum_k\tilde a_{kd}=0`.)
     """
     z = terms.z
-    log_joint_dot = xp.zeros_like(z)
-    direct = xp.zeros_like(z)
-    if locs_dot is not None:
-        locs_dot = layout.event_first(locs_dot, 2)
-        log_joint_dot = log_joint_dot + z * terms.inv_scales * locs_dot
-        direct = direct + locs_dot
-    if scales_dot is not None:
-        scales_dot = layout.event_first(scales_dot, 2)
-        log_joint_dot = log_joint_dot + (z * z - 1.0) * terms.inv_scales * scales_dot
-        direct = direct + z * scales_dot
-    log_weight_dot = xp.concat(
-        [xp.zeros_like(log_joint_dot[:1, ...]), xp.cumulative_sum(log_joint_dot[:-1, ...], axis=0)], axis=0
-    )
+    log_weight_dot = None
+    direct = None
+    if locs_dot is not None or scales_dot is not None:
+        log_joint_dot = xp.zeros_like(z)
+        direct = xp.zeros_like(z)
+        if locs_dot is not None:
+            locs_dot = layout.components(locs_dot)
+            log_joint_dot = log_joint_dot + z * terms.inv_scales * locs_dot
+            direct = direct + locs_dot
+        if scales_dot is not None:
+            scales_dot = layout.components(scales_dot)
+            log_joint_dot = log_joint_dot + (z * z - 1.0) * terms.inv_scales * scales_dot
+            direct = direct + z * scales_dot
+        log_weight_dot = _shift_in(xp.zeros_like(log_joint_dot[:1, ...]), leading_cumsum(log_joint_dot, xp), xp)
     if logits_dot is not None:
-        log_weight_dot = log_weight_dot + layout.batch_padded(logits_dot)[None, ...]
-    return xp.sum(terms.a_scaled * log_weight_dot - terms.responsibilities * direct, axis=-1)
+        logits_term = layout.weights(logits_dot)
+        log_weight_dot = logits_term if log_weight_dot is None else log_weight_dot + logits_term
+    total = xp.zeros_like(z[:, 0, ...])
+    if log_weight_dot is not None:
+        total = total + xp.sum(terms.a_scaled * log_weight_dot, axis=1)
+    if direct is not None:
+        total = total - xp.sum(terms.responsibilities * direct, axis=1)
+    return total
 
 
 def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, xp=None):
@@ -322,7 +386,7 @@ def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
     scaled = _scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp)
-    return first_axis_last(forward_sweep(terms, scaled, xp), xp)
+    return layout.point_back(forward_sweep(terms, scaled, xp))
 
 
 def chosen_component_vjp(component_one_hot, noise, cotangent, locs_shape, scales_shape, *, xp=None):
@@ -346,9 +410,9 @@ def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, 
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
-    _, _, final_carry = reverse_sweep(terms, layout.event_first(cotangent, 1), xp)
+    final_carry = reverse_sweep(terms, layout.point(cotangent), xp, collect=False)
     locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
-    return locs_bar, scales_bar, sum_to_shape(-final_carry, logits.shape, xp)
+    return locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)
 
 
 def hybrid_jvp(
@@ -388,13 +452,13 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
-    cotangent_t = layout.event_first(cotangent, 1)
-    _, _, final_carry = reverse_sweep(terms, cotangent_t, xp)
-    locs_bar = terms.responsibilities[-1:, ...] * cotangent_t[..., None]  # r_k(x) = r_{k,D-1}
+    cotangent_t = layout.point(cotangent)
+    final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
+    locs_bar = terms.responsibilities[-1:, ...] * xp.expand_dims(cotangent_t, axis=1)  # r_k(x) = r_{k,D-1}
     return (
         layout.parameter(locs_bar, locs.shape),
         layout.parameter(locs_bar * terms.z, scales.shape),
-        sum_to_shape(-final_carry, logits.shape, xp),
+        layout.weights_parameter(-final_carry, logits.shape),
     )
 
 
@@ -406,16 +470,16 @@ def rao_blackwell_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, l
     )
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
-    x_dot = xp.zeros_like(terms.z[..., 0])
+    x_dot = xp.zeros_like(terms.z[:, 0, ...])
     if logits_dot is not None:
         x_dot = forward_sweep(terms, _scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)
     direct = xp.zeros_like(terms.z)
     if locs_dot is not None:
-        direct = direct + layout.event_first(locs_dot, 2)
+        direct = direct + layout.components(locs_dot)
     if scales_dot is not None:
-        direct = direct + terms.z * layout.event_first(scales_dot, 2)
-    x_dot = x_dot + xp.sum(terms.responsibilities[-1:, ...] * direct, axis=-1)
-    return first_axis_last(x_dot, xp)
+        direct = direct + terms.z * layout.components(scales_dot)
+    x_dot = x_dot + xp.sum(terms.responsibilities[-1:, ...] * direct, axis=1)
+    return layout.point_back(x_dot)
 
 
 ESTIMATORS = ("auto", "implicit", "hybrid", "rao_blackwell")
