@@ -102,25 +102,6 @@ def _move_axes(array, order, xp):
     return xp.permute_dims(array, tuple(order))
 
 
-def largest_entry(values, xp, axis=1):
-    """Boolean mask of the first largest entry along ``axis`` (exactly one per row)."""
-    is_max = values == xp.max(values, axis=axis, keepdims=True)
-    return is_max & (xp.cumulative_sum(xp.astype(is_max, xp.int32), axis=axis) == 1)
-
-
-def sum_over_others(values, xp, largest=None, axis=1):
-    r""":math:`\sum_{j\ne k} v_j` along ``axis`` for non-negative :math:`v`, without cancellation.
-
-    Every entry but the largest gets :math:`\sum_j v_j - v_k` (at least half the total, so
-    accurate); the largest gets the other entries added up.  ``1 - w_k`` for a weight
-    :math:`w_k\approx 1` would instead carry an absolute error of one ulp of 1.
-    """
-    largest = largest_entry(values, xp, axis) if largest is None else largest
-    zeros = xp.zeros_like(values)
-    rest = xp.sum(xp.where(largest, zeros, values), axis=axis, keepdims=True)
-    return xp.where(largest, rest, xp.sum(values, axis=axis, keepdims=True) - values)
-
-
 class SweepLayout:
     """Moves arrays between the public layouts and the internal ``(D, K, ...)``.
 
@@ -187,8 +168,11 @@ def _shift_in(first, values, xp):
     return xp.concat([first, values[:-1, ...]], axis=0)
 
 
-def sweep_terms(x, locs, scales, logits, xp, layout=None):
+def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=True):
     r"""The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype).
+
+    With ``all_responsibilities=False`` only :math:`r_{k,D-1} = r_k(x)` is kept, as
+    ``(1, K, ...)`` (what ``"rao_blackwell"`` reads; saves a full-size array).
 
     **Weights.**  With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}`
     and :math:`L_d = \operatorname{logsumexp}_k S_{kd} = \log p(x_{\le d})`:
@@ -236,10 +220,10 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
     log_marginal_before = xp.zeros_like(log_pi[:, :1, ...])  # L_{d-1}
     weights_first = xp.exp(log_pi)  # w_kd = r_{k,d-1}
     largest_first = xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp))
-    blocks = []
+    z_blocks, a_blocks, responsibility_blocks = [], [], []
     for start, stop in event_blocks(point.shape, locs_t.shape, xp):
-        z = (point[start:stop, ...] - locs_t[start:stop, ...]) * inv_scales[start:stop, ...]
-        joint = leading_cumsum((-0.5) * (z * z) + offsets[start:stop, ...], xp, initial=joint_before)
+        z = (point[start:stop, ...] - _event_slice(locs_t, start, stop)) * _event_slice(inv_scales, start, stop)
+        joint = leading_cumsum((-0.5) * (z * z) + _event_slice(offsets, start, stop), xp, initial=joint_before)
         peak = xp.max(joint, axis=1, keepdims=True)
         shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
         joint_before = joint[-1:, ...]
@@ -259,9 +243,19 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None):
             z, _shift_in(weights_first, responsibilities, xp), log_density, largest_weight, xp
         )
         weights_first = responsibilities[-1:, ...]
-        blocks.append((z, responsibilities, a_scaled))
-    z, responsibilities, a_scaled = (_join_blocks([block[i] for block in blocks], xp) for i in range(3))
+        z_blocks.append(z)
+        a_blocks.append(a_scaled)
+        responsibility_blocks.append(responsibilities if all_responsibilities else weights_first)
+        del z, a_scaled, responsibilities
+    z, a_scaled = _join_blocks(z_blocks, xp), _join_blocks(a_blocks, xp)
+    del z_blocks, a_blocks
+    responsibilities = _join_blocks(responsibility_blocks, xp) if all_responsibilities else weights_first
     return SweepTerms(z=z, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled)
+
+
+def _event_slice(array, start, stop):
+    """Event block ``[start, stop)`` of a ``(D, ...)`` array, or the array itself if its event axis broadcasts (size 1)."""
+    return array if array.shape[0] == 1 else array[start:stop, ...]
 
 
 def _join_blocks(blocks, xp):
@@ -305,7 +299,7 @@ def _scaled_cdf_terms(z, weights, log_density, largest_weight, xp):
     own_cdf_tail = below * (lower_over_density * density) + above * (upper_over_density * density)  # C_kd
     del below, above
     a_scaled = sign * (weights_over_density * own_cdf_tail) - signed_tail
-    ties = xp.sum(largest_weight, axis=1, keepdims=True)
+    ties = xp.clip(xp.sum(largest_weight, axis=1, keepdims=True), min=1.0)  # 0 if exp(0) rounded below 1
     return a_scaled - largest_weight * (xp.sum(a_scaled, axis=1, keepdims=True) / ties)
 
 
@@ -379,32 +373,36 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     ``x`` (shape ``(..., D)``) held fixed through their distributional transform, with
     ``cotangent`` :math:`\partial L/\partial x` of the same shape.  Results have the
     parameters' shapes (summed over sample and broadcast dimensions).  O(N·K·D) time and
-    memory; see the module docstring for the formulas.
+    memory; see the module docstring for the formulas.  :math:`\bar\mu` of the most
+    responsible component is taken from :math:`\sum_k\bar\mu_{kd} = g_d` (moving every
+    component by :math:`\delta` moves the sample by :math:`\delta`), since its two
+    :math:`\gamma_kE_k` terms cancel in float32.
     """
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
     terms = sweep_terms(x, locs, scales, logits, xp, layout)
     cotangent_t = layout.point(cotangent)
     u, carry_before, final_carry = reverse_sweep(terms, cotangent_t, xp)
-    # mu_bar = u r + gamma E with u = g - sum_j gamma_j E_j.  For the most responsible
-    # component the two gamma_k E_k terms cancel; there it is formed as
-    # r_k (g - sum_{j!=k} gamma_j E_j) + (sum_{j!=k} r_j) gamma_k E_k instead.
-    responsibilities = terms.responsibilities
-    gamma_carry = -(terms.z * terms.inv_scales) * carry_before
-    main = largest_entry(responsibilities, xp)
-    zeros = xp.zeros_like(gamma_carry)
-    others_gamma_carry = xp.sum(xp.where(main, zeros, gamma_carry), axis=1, keepdims=True)
-    locs_bar = xp.where(
-        main,
-        responsibilities * (xp.expand_dims(xp.broadcast_to(cotangent_t, u.shape), axis=1) - others_gamma_carry)
-        + sum_over_others(responsibilities, xp, main) * gamma_carry,
-        xp.expand_dims(u, axis=1) * responsibilities + gamma_carry,
-    )
-    # sigma_bar = u r z - E (z^2 - 1)/sigma = z mu_bar + E / sigma.
-    scales_bar = terms.z * locs_bar + carry_before * terms.inv_scales
+    cotangent_t = xp.broadcast_to(cotangent_t, tuple(u.shape))
+    locs_pieces, scales_pieces = [], []
+    for start, stop in event_blocks(terms.z.shape, terms.z.shape, xp):  # no full-size temporaries
+        z = terms.z[start:stop, ...]
+        inv_scales = _event_slice(terms.inv_scales, start, stop)
+        responsibilities = terms.responsibilities[start:stop, ...]
+        carry = carry_before[start:stop, ...]
+        locs_bar = xp.expand_dims(u[start:stop, ...], axis=1) * responsibilities - (z * inv_scales) * carry
+        # For the most responsible component the two gamma_k E_k terms (one inside u) cancel;
+        # there mu_bar is replaced through sum_k mu_bar_kd = g_d (ties share the correction).
+        largest = xp.astype(responsibilities == xp.max(responsibilities, axis=1, keepdims=True), z.dtype)
+        correction = (cotangent_t[start:stop, ...] - xp.sum(locs_bar, axis=1)) / xp.sum(largest, axis=1)
+        locs_bar = locs_bar + largest * xp.expand_dims(correction, axis=1)
+        # sigma_bar = u r z - E (z^2 - 1)/sigma = z mu_bar + E / sigma.
+        scales_bar = z * locs_bar + carry * inv_scales
+        locs_pieces.append(layout.parameter(locs_bar, _event_block_shape(locs.shape, start, stop)))
+        scales_pieces.append(layout.parameter(scales_bar, _event_block_shape(scales.shape, start, stop)))
     return (
-        layout.parameter(locs_bar, locs.shape),
-        layout.parameter(scales_bar, scales.shape),
+        _join_event_blocks(locs_pieces, locs.shape, xp),
+        _join_event_blocks(scales_pieces, scales.shape, xp),
         layout.weights_parameter(-final_carry, logits.shape),
     )
 
@@ -483,7 +481,7 @@ def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, 
     """
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
-    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout, all_responsibilities=False)
     final_carry = reverse_sweep(terms, layout.point(cotangent), xp, collect=False)
     locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
     return locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)
@@ -527,15 +525,36 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     """
     xp, (x, locs, scales, logits, cotangent) = promote(x, locs, scales, logits, cotangent, xp=xp)
     layout = _layout(x, locs, scales, logits, xp)
-    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout, all_responsibilities=False)
     cotangent_t = layout.point(cotangent)
     final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
-    locs_bar = terms.responsibilities[-1:, ...] * xp.expand_dims(cotangent_t, axis=1)  # r_k(x) = r_{k,D-1}
+    locs_pieces, scales_pieces = [], []
+    for start, stop in event_blocks(terms.z.shape, terms.z.shape, xp):  # no full-size temporaries
+        locs_bar = terms.responsibilities * xp.expand_dims(cotangent_t[start:stop, ...], axis=1)  # r_k(x) g_d
+        locs_pieces.append(layout.parameter(locs_bar, _event_block_shape(locs.shape, start, stop)))
+        scales_pieces.append(layout.parameter(locs_bar * terms.z[start:stop, ...], _event_block_shape(scales.shape, start, stop)))
     return (
-        layout.parameter(locs_bar, locs.shape),
-        layout.parameter(locs_bar * terms.z, scales.shape),
+        _join_event_blocks(locs_pieces, locs.shape, xp),
+        _join_event_blocks(scales_pieces, scales.shape, xp),
         layout.weights_parameter(-final_carry, logits.shape),
     )
+
+
+def _event_block_shape(shape, start, stop):
+    """Parameter shape ``(..., K, D)`` of the event block ``[start, stop)`` (``D = 1`` stays 1)."""
+    return tuple(shape[:-1]) + ((stop - start) if shape[-1] != 1 else 1,)
+
+
+def _join_event_blocks(pieces, shape, xp):
+    """The parameter gradient of shape ``shape`` from its event blocks (summed where ``D = 1`` broadcasts)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if shape[-1] == 1:
+        total = pieces[0]
+        for piece in pieces[1:]:
+            total = total + piece
+        return total
+    return xp.concat(pieces, axis=-1)
 
 
 @_flushing_subnormals
@@ -546,7 +565,7 @@ def rao_blackwell_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, l
         x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp
     )
     layout = _layout(x, locs, scales, logits, xp)
-    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    terms = sweep_terms(x, locs, scales, logits, xp, layout, all_responsibilities=False)
     x_dot = xp.zeros_like(terms.z[:, 0, ...])
     if logits_dot is not None:
         x_dot = forward_sweep(terms, _scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)

@@ -23,10 +23,11 @@ conditional mixture (:math:`\tilde a_{kd} = (w_{kd}/f_d)(\Phi_{kd}-F_d)` formed 
 difference of nearly equal numbers; ``logits_bar`` 1.6 % off at a minor weight of 6e-6,
 ``scales_bar`` 6 % off through the :math:`1/\sigma` factor); a first fix that treated
 :math:`w_{kd} > 1/2` specially broke balanced components (two weights rounding to just above
-1/2).  ``shared_math`` now forms every sum over the other components without cancellation
-(``sum_over_others``) and writes :math:`\bar\mu` of the most responsible component as
-:math:`r_k(g - \sum_{j\ne k}\gamma_jE_j) + (\sum_{j\ne k}r_j)\gamma_kE_k`; the cases in
-:data:`REPRODUCERS` and :data:`TINY_SCALE_CASE` pin both.
+1/2).  ``shared_math`` now takes :math:`\tilde a` and :math:`\bar\mu` of the component of
+the largest weight (responsibility) from the sums over components that are known exactly,
+:math:`\sum_k\tilde a_{kd}=0` and :math:`\sum_k\bar\mu_{kd}=g_d`, with ties sharing the
+correction (identical components: a case that failed in between, when every tied entry took
+all of it); the cases in :data:`REPRODUCERS` and :data:`TINY_SCALE_CASE` pin both.
 
 Runs on NumPy and torch (JAX compiles each new shape, far too slow for hundreds of random
 shapes; its float32 path is covered on fixed shapes in the other test files).  The default

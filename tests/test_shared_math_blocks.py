@@ -1,0 +1,71 @@
+r"""Eager backends compute the sweep terms (and ``"rao_blackwell"``'s parameter sums) in blocks
+of the event axis (``shared_math.gradients.event_blocks``); the results must not depend on
+the block size.
+
+Test shapes are small, so by default everything is one block.  Here the block size is
+forced down to one dimension per block (and to three), and every estimator's vjp and jvp
+must equal the one-block result to 1e-12 (float64), for batch, sample and broadcast
+dimensions, scales shared across components, and scales shared across dimensions
+(``(K, 1)``, whose gradient is summed over the blocks instead of concatenated).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import _reference as ref
+import shared_math
+from shared_math import gradients
+
+EVENT_SIZE = 7
+NUM_COMPONENTS = 3
+
+
+def _case(name):
+    if name == "scales_per_component":  # scales (K, 1): one scale per component for every d
+        data = ref.mixture_case("unbatched", NUM_COMPONENTS, EVENT_SIZE, seed=5)
+        rng = np.random.default_rng(6)
+        data["scales"] = rng.uniform(0.5, 1.5, (NUM_COMPONENTS, 1))
+        x, component, noise = ref.sample_mixture(rng, data["locs"], data["scales"], data["logits"], (5,))
+        data.update(x=x, component=component, noise=noise, cotangent=rng.standard_normal(x.shape))
+    else:
+        data = ref.mixture_case(name, NUM_COMPONENTS, EVENT_SIZE, seed=3)
+    rng = np.random.default_rng(4)
+    for key in ("locs", "scales", "logits"):
+        data[key + "_dot"] = rng.standard_normal(data[key].shape)
+    return data
+
+
+def _all_gradients(xp, data):
+    a = {key: xp.asarray(value) for key, value in data.items() if key != "component"}
+    point = (a["x"], a["locs"], a["scales"], a["logits"])
+    chosen = xp.asarray(ref.one_hot(data["component"], NUM_COMPONENTS))
+    dots = (a["locs_dot"], a["scales_dot"], a["logits_dot"])
+    results = {
+        "implicit_vjp": shared_math.implicit_vjp(*point, a["cotangent"]),
+        "hybrid_vjp": shared_math.hybrid_vjp(*point, chosen, a["noise"], a["cotangent"]),
+        "rao_blackwell_vjp": shared_math.rao_blackwell_vjp(*point, a["cotangent"]),
+        "implicit_jvp": (shared_math.implicit_jvp(*point, *dots),),
+        "rao_blackwell_jvp": (shared_math.rao_blackwell_jvp(*point, *dots),),
+    }
+    return {name: [xp.to_numpy(v) for v in values] for name, values in results.items()}
+
+
+@pytest.mark.parametrize("xp", ["numpy", "torch"], indirect=True)
+@pytest.mark.parametrize("case", ["unbatched", "broadcast", "shared_scales", "scales_per_component"])
+@pytest.mark.parametrize("dimensions_per_block", [1, 3])
+def test_results_do_not_depend_on_the_block_size(xp, case, dimensions_per_block, monkeypatch):
+    data = _case(case)
+    one_block = _all_gradients(xp, data)
+    x_shape = data["x"].shape
+    slice_size = NUM_COMPONENTS * int(np.prod(x_shape[:-1]))
+    monkeypatch.setattr(gradients, "BLOCK_ELEMENTS", dimensions_per_block * slice_size)
+    z_shape = (EVENT_SIZE, NUM_COMPONENTS) + tuple(x_shape[:-1])
+    blocks = gradients.event_blocks(z_shape, z_shape, xp.xp)
+    assert len(blocks) == -(-EVENT_SIZE // dimensions_per_block) and blocks[-1][1] == EVENT_SIZE
+    blocked = _all_gradients(xp, data)
+    for name, values in one_block.items():
+        for index, (want, got) in enumerate(zip(values, blocked[name])):
+            assert got.shape == want.shape, f"{name}[{index}]: shape {got.shape} != {want.shape}"
+            ref.assert_close(got, want, 1e-12, what=f"{name}[{index}] in blocks of {dimensions_per_block}")
