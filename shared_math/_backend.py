@@ -147,8 +147,8 @@ def leading_cumsum(values, xp, initial=None):
     if is_jax_namespace(xp):
         import jax
 
-        # A scan: XLA's CPU cumsum along a leading axis is ~7x an exp per element at D = 16
-        # and grows with D (a reduce-window), a scan costs one addition per element.
+        # A scan: XLA's CPU cumsum along a leading axis takes 7x as long as this scan at
+        # D = 16 and 11x at D = 128 (it grows with D); a scan costs one addition per element.
         def add(running, value):
             running = running + value
             return running, running
