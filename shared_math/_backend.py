@@ -19,6 +19,8 @@ Dispatched here:
   subnormal range, but products of two of them are not, and x86 CPUs take about 100x longer
   on a subnormal: at ``N=4096, K=8, D=128``, where most responsibilities are tiny, the
   sweep terms take half as long with them flushed.
+* ``fuses_elementwise``: whether the namespace compiles and fuses elementwise steps (JAX), so
+  that the gradients need not run them in cache-sized blocks.
 * ``leading_cumsum``: cumulative sum along axis 0.  A loop of slice additions for torch and
   NumPy, whose ``cumsum`` along a leading axis is not vectorized over the trailing ones
   (5x slower than the loop at ``(16, 8, 4096)``); a ``lax.scan`` for JAX, whose CPU
@@ -159,6 +161,12 @@ def leading_cumsum(values, xp, initial=None):
     for index in range(1, values.shape[0]):
         running.append(running[-1] + values[index, ...])
     return xp.stack(running, axis=0)
+
+
+def fuses_elementwise(xp):
+    """Whether ``xp`` compiles whole computations and fuses elementwise steps itself (JAX):
+    then splitting work into cache-sized blocks gains nothing and only adds traced code."""
+    return is_jax_namespace(xp)
 
 
 def sequential_scan(step, carry, sequences, xp, *, reverse=False):

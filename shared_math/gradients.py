@@ -55,11 +55,10 @@ import functools
 import math
 from typing import NamedTuple
 
-from array_api_compat import is_jax_namespace
-
 from ._backend import (
     LOG_SQRT_2PI,
     contiguous,
+    fuses_elementwise,
     get_namespace,
     leading_cumsum,
     normal_tail,
@@ -73,7 +72,7 @@ class SweepTerms(NamedTuple):
     """Per-sample quantities of the implicit gradient in the internal layout ``(D, K, ...)``.
 
     ``z``: standardized point :math:`z_{kd}`; ``inv_scales``: :math:`1/\\sigma_{kd}`
-    (``(D, K, 1...)``, broadcasting); ``responsibilities``: :math:`r_{kd}`; ``a_scaled``:
+    (``(D, K, 1...)``, a broadcast view where the parameters have fewer dimensions); ``responsibilities``: :math:`r_{kd}`; ``a_scaled``:
     :math:`\\tilde a_{kd} = a_{kd}/f_d`.  (:math:`\\gamma_{kd} = -z_{kd}/\\sigma_{kd}` is formed
     where it is used.)
     """
@@ -210,10 +209,12 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     """
     layout = _layout(x, locs, scales, logits, xp) if layout is None else layout
     scales_t = layout.components(scales)
-    inv_scales = 1.0 / scales_t
     offsets = -(xp.log(scales_t) + LOG_SQRT_2PI)  # log N_kd = offsets_kd - z_kd^2 / 2
     point = xp.expand_dims(layout.point(x), axis=1)
     locs_t = layout.components(locs)
+    full_shape = tuple(max(a, b) for a, b in zip(point.shape, locs_t.shape))  # (D, K, ...)
+    # 1/sigma over every dimension d (a view where scales broadcast over d): the sweeps read it by d.
+    inv_scales = xp.broadcast_to(1.0 / scales_t, (full_shape[0],) + tuple(scales_t.shape[1:]))
     log_pi = layout.weights(log_softmax(logits, xp))  # (1, K, ...)
     # What each block needs from the dimension before it (d = -1: the prior).
     joint_before = log_pi  # S_{k,d-1}
@@ -221,8 +222,8 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     weights_first = xp.exp(log_pi)  # w_kd = r_{k,d-1}
     largest_first = xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp))
     z_blocks, a_blocks, responsibility_blocks = [], [], []
-    for start, stop in event_blocks(point.shape, locs_t.shape, xp):
-        z = (point[start:stop, ...] - _event_slice(locs_t, start, stop)) * _event_slice(inv_scales, start, stop)
+    for start, stop in event_blocks(full_shape, xp):
+        z = (point[start:stop, ...] - _event_slice(locs_t, start, stop)) * inv_scales[start:stop, ...]
         joint = leading_cumsum((-0.5) * (z * z) + _event_slice(offsets, start, stop), xp, initial=joint_before)
         peak = xp.max(joint, axis=1, keepdims=True)
         shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
@@ -245,7 +246,8 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
         weights_first = responsibilities[-1:, ...]
         z_blocks.append(z)
         a_blocks.append(a_scaled)
-        responsibility_blocks.append(responsibilities if all_responsibilities else weights_first)
+        if all_responsibilities:
+            responsibility_blocks.append(responsibilities)
         del z, a_scaled, responsibilities
     z, a_scaled = _join_blocks(z_blocks, xp), _join_blocks(a_blocks, xp)
     del z_blocks, a_blocks
@@ -262,20 +264,19 @@ def _join_blocks(blocks, xp):
     return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=0)
 
 
-def event_blocks(point_shape, components_shape, xp):
-    """``[(start, stop)]``: the event axis in blocks of about :data:`BLOCK_ELEMENTS` entries of
-    the full ``(D, K, ...)`` arrays (whole slices; at least one per block).
+def event_blocks(full_shape, xp):
+    """``[(start, stop)]``: the event axis of ``(D, K, ...)`` arrays of shape ``full_shape`` in
+    blocks of about :data:`BLOCK_ELEMENTS` entries (whole slices; at least one per block).
 
     Eager backends (NumPy, torch) run every elementwise step as a separate pass over memory;
     blocks that stay in the CPU's L2 cache make those passes several times cheaper than
     passes over whole arrays, which at ``N=4096, K=8, D=128`` are 16 MB each.  JAX compiles
     the whole computation (XLA fuses the elementwise steps itself), so it gets one block.
     """
-    event_size = max(point_shape[0], components_shape[0])
-    if is_jax_namespace(xp):
+    event_size = full_shape[0]
+    if fuses_elementwise(xp):
         return [(0, event_size)]
-    slice_shape = [max(a, b) for a, b in zip(point_shape[1:], components_shape[1:])]
-    per_block = max(1, BLOCK_ELEMENTS // max(1, math.prod(slice_shape)))
+    per_block = max(1, BLOCK_ELEMENTS // max(1, math.prod(full_shape[1:])))
     return [(start, min(start + per_block, event_size)) for start in range(0, event_size, per_block)]
 
 
@@ -321,7 +322,7 @@ def reverse_sweep(terms, cotangent_t, xp, collect=True):
         return carry + u_i[None, ...] * a_i, outputs
 
     carry0 = xp.zeros_like(terms.z[0, ...])
-    sequences = (cotangent_t, terms.z, xp.broadcast_to(terms.inv_scales, (terms.z.shape[0],) + tuple(terms.inv_scales.shape[1:])), terms.a_scaled)
+    sequences = (cotangent_t, terms.z, terms.inv_scales, terms.a_scaled)
     final, stacked = sequential_scan(step, carry0, sequences, xp, reverse=True)
     if not collect:
         return final
@@ -347,9 +348,7 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
         return carry - (z_d * inv_d) * x_dot_d[None, ...], (x_dot_d,)
 
     carry0 = xp.zeros_like(terms.z[0, ...])
-    _, (x_dot,) = sequential_scan(
-        step, carry0, (scaled_transform_tangent, terms.a_scaled, terms.z, xp.broadcast_to(terms.inv_scales, (terms.z.shape[0],) + tuple(terms.inv_scales.shape[1:]))), xp
-    )
+    _, (x_dot,) = sequential_scan(step, carry0, (scaled_transform_tangent, terms.a_scaled, terms.z, terms.inv_scales), xp)
     return x_dot
 
 
@@ -385,9 +384,9 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     u, carry_before, final_carry = reverse_sweep(terms, cotangent_t, xp)
     cotangent_t = xp.broadcast_to(cotangent_t, tuple(u.shape))
     locs_pieces, scales_pieces = [], []
-    for start, stop in event_blocks(terms.z.shape, terms.z.shape, xp):  # no full-size temporaries
+    for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
         z = terms.z[start:stop, ...]
-        inv_scales = _event_slice(terms.inv_scales, start, stop)
+        inv_scales = terms.inv_scales[start:stop, ...]
         responsibilities = terms.responsibilities[start:stop, ...]
         carry = carry_before[start:stop, ...]
         locs_bar = xp.expand_dims(u[start:stop, ...], axis=1) * responsibilities - (z * inv_scales) * carry
@@ -455,7 +454,8 @@ def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits
         x, locs, scales, logits, locs_dot, scales_dot, logits_dot, xp=xp
     )
     layout = _layout(x, locs, scales, logits, xp)
-    terms = sweep_terms(x, locs, scales, logits, xp, layout)
+    direct_terms = locs_dot is not None or scales_dot is not None  # read r_kd at every d
+    terms = sweep_terms(x, locs, scales, logits, xp, layout, all_responsibilities=direct_terms)
     scaled = _scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp)
     return layout.point_back(forward_sweep(terms, scaled, xp))
 
@@ -529,7 +529,7 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, xp=None):
     cotangent_t = layout.point(cotangent)
     final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
     locs_pieces, scales_pieces = [], []
-    for start, stop in event_blocks(terms.z.shape, terms.z.shape, xp):  # no full-size temporaries
+    for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
         locs_bar = terms.responsibilities * xp.expand_dims(cotangent_t[start:stop, ...], axis=1)  # r_k(x) g_d
         locs_pieces.append(layout.parameter(locs_bar, _event_block_shape(locs.shape, start, stop)))
         scales_pieces.append(layout.parameter(locs_bar * terms.z[start:stop, ...], _event_block_shape(scales.shape, start, stop)))

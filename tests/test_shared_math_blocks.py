@@ -62,7 +62,7 @@ def test_results_do_not_depend_on_the_block_size(xp, case, dimensions_per_block,
     slice_size = NUM_COMPONENTS * int(np.prod(x_shape[:-1]))
     monkeypatch.setattr(gradients, "BLOCK_ELEMENTS", dimensions_per_block * slice_size)
     z_shape = (EVENT_SIZE, NUM_COMPONENTS) + tuple(x_shape[:-1])
-    blocks = gradients.event_blocks(z_shape, z_shape, xp.xp)
+    blocks = gradients.event_blocks(z_shape, xp.xp)
     assert len(blocks) == -(-EVENT_SIZE // dimensions_per_block) and blocks[-1][1] == EVENT_SIZE
     blocked = _all_gradients(xp, data)
     for name, values in one_block.items():
