@@ -190,3 +190,55 @@ def test_sample_from_noise(xp, case):
         )
         assert xp.owns(out) and out.dtype == getattr(xp, dtype) and out.shape == expected.shape
         ref.assert_close(xp.to_numpy(out), expected, 1e-13 if dtype == "float64" else 1e-6, what=f"sample {dtype}")
+
+
+@pytest.mark.parametrize("xp", ["numpy", "torch"], indirect=True)
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("float64", 1e-13)])
+def test_normal_tail_matches_scipy_and_never_goes_subnormal(xp, dtype, rtol):
+    """``_backend.normal_tail`` (Phi(-a) through erfc) against scipy's ndtr, and its clamp:
+    at and beyond ``normal_tail_limit`` the result is the same normal number >= e * tiny.
+
+    The tolerance is erfc's own: its relative error grows like a^2 eps in the tail (seen:
+    2e-6 in float32 at a = 6 and 11.6, 3e-14 in float64 at a = 34)."""
+    from shared_math import _backend
+
+    namespace = xp.xp
+    limit = _backend.normal_tail_limit(getattr(namespace, dtype), namespace)
+    tiny = float(np.finfo(dtype).tiny)
+    abs_z = np.array([0.0, 0.5, 1.0, 3.0, 6.0, 0.9 * limit, limit, 2.0 * limit, 1e3])
+    got = xp.to_numpy(_backend.normal_tail(xp.asarray(abs_z, dtype), namespace)).astype(np.float64)
+    want = scipy.stats.norm.cdf(-np.minimum(abs_z, limit))
+    np.testing.assert_allclose(got, want, rtol=rtol)
+    assert np.all(got[6:] >= np.e * tiny * (1 - 1e-3)) and np.all(got[6:] == got[6])
+    assert scipy.stats.norm.cdf(-limit * (1 + 1e-9)) < np.e * tiny <= scipy.stats.norm.cdf(-limit)
+
+
+def test_subnormals_flushed_inside_the_gradient_only():
+    """torch flushes subnormal results while a gradient is computed and not after; a caller
+    that flushes already keeps flushing."""
+    import array_api_compat
+    import torch
+
+    from shared_math import _backend
+
+    def flushes():
+        return torch.tensor(1e-40, dtype=torch.float32).item() == 0.0
+
+    namespace = array_api_compat.array_namespace(torch.zeros(1))
+    supported = torch.set_flush_denormal(False)
+    assert not flushes()
+    with _backend.subnormals_flushed(namespace):
+        assert flushes() == supported
+    assert not flushes()
+    data = ref.mixture_case("unbatched", 2, 3, seed=0)
+    args = [torch.as_tensor(data[k]) for k in ("x", "locs", "scales", "logits", "cotangent")]
+    shared_math.rao_blackwell_vjp(*args)
+    assert not flushes()
+    if supported:
+        torch.set_flush_denormal(True)
+        try:
+            with _backend.subnormals_flushed(namespace):
+                pass
+            assert flushes()
+        finally:
+            torch.set_flush_denormal(False)
