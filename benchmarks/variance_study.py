@@ -12,14 +12,14 @@ gradient per sample:
 * ``implicit``: Graves' implicit gradient (his Eq. 6 made multivariate; the weights by his
   Eq. 22) for all parameters, :func:`shared_math.implicit_vjp`.
 * ``hybrid``: the gradient through the chosen component,
-  :math:`\bar\mu_k = g,\ \bar\sigma_k = g\varepsilon` (:func:`shared_math.chosen_component_vjp`),
+  :math:`\bar\mu_k = g,\ \bar\sigma_k = g\varepsilon` (:func:`shared_math.estimators.chosen_component_vjp`),
   for ``locs``/``scales``, and the implicit gradient for ``logits``
   (:func:`shared_math.hybrid_vjp`).
 * ``rao_blackwell``: the chosen-component gradient averaged over the component given
   :math:`x`, :math:`\bar\mu_k = r_k(x) g,\ \bar\sigma_k = r_k(x) z_k g`, and the implicit
   gradient for ``logits`` (:func:`shared_math.rao_blackwell_vjp`); its ``locs``/``scales``
   part is exactly what Pyro's ``MixtureOfDiagNormals`` uses for those parameters.  This is
-  what ``estimator="auto"`` resolves to at every D (``shared_math.gradients.AUTO_ESTIMATOR``).
+  what ``estimator="auto"`` resolves to at every D (``shared_math.AUTO_ESTIMATOR``).
 * ``score``: for ``logits`` only, the score-function (REINFORCE) estimator of the discrete
   choice, :math:`(h(x) - b)(e_k - \pi)`, with a leave-one-out baseline :math:`b` (the mean of
   :math:`h` over the other samples of the batch, so it stays unbiased); and ``score_rb``, its
@@ -282,7 +282,7 @@ def hybrid_per_sample(mixture: Mixture, draws: Draws, cotangent: np.ndarray, imp
     locs, scales, logits = per_sample_parameters(mixture, draws.x.shape[0])
     if implicit_logits is None:
         return shared_math.hybrid_vjp(draws.x, locs, scales, logits, draws.one_hot, draws.noise, cotangent)
-    locs_bar, scales_bar = shared_math.chosen_component_vjp(draws.one_hot, draws.noise, cotangent, locs.shape, scales.shape)
+    locs_bar, scales_bar = shared_math.estimators.chosen_component_vjp(draws.one_hot, draws.noise, cotangent, locs.shape, scales.shape)
     return locs_bar, scales_bar, implicit_logits
 
 
@@ -425,7 +425,7 @@ def estimator_gradients(mixture: Mixture, objective, num_samples: int, seed: int
 
 def default_estimator(event_size: int) -> str:
     """What ``estimator="auto"`` resolves to (:func:`shared_math.resolve_estimator`)."""
-    return shared_math.resolve_estimator("auto", event_size)
+    return shared_math.resolve_estimator("auto")
 
 
 def config_seed(*key) -> int:
@@ -1247,7 +1247,7 @@ def plot_variance(rows, path, num_components=8):
                     key=lambda r: r.event_size,
                 )
                 for estimator, (label, color) in ESTIMATOR_STYLE.items():
-                    if estimator == shared_math.gradients.AUTO_ESTIMATOR:
+                    if estimator == shared_math.AUTO_ESTIMATOR:
                         label = f"{label} = auto"
                     if (estimator in ("hybrid", "rao_blackwell") and group == "logits") or (estimator == "pyro" and group != "logits"):
                         continue  # hybrid logits = implicit; Pyro locs/scales = rao_blackwell
@@ -1378,7 +1378,7 @@ def main(argv=None) -> None:
             f"(40001 points) plus 16384 Monte Carlo draws; SVI: {settings.svi_seeds} seeds × {settings.svi_steps} Adam "
             f"steps (learning rate 0.05); robustness: {settings.robustness_mixtures} further random mixtures per "
             f"configuration at D ∈ {{{', '.join(map(str, settings.robustness_event_sizes))}}}, N = {settings.robustness_samples}; "
-            f"exact D = 2 variances by quadrature on a {settings.quadrature_points}² grid. float64 throughout; `shared_math.gradients.AUTO_ESTIMATOR = {shared_math.gradients.AUTO_ESTIMATOR!r}`."
+            f"exact D = 2 variances by quadrature on a {settings.quadrature_points}² grid. float64 throughout; `shared_math.AUTO_ESTIMATOR = {shared_math.AUTO_ESTIMATOR!r}`."
         ),
         "rule": rule_table(rows),
         "variance": variance_tables(rows),

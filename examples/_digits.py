@@ -57,7 +57,7 @@ def add_common_arguments(parser):
     parser.add_argument("--latent-dim", type=int, default=4, help="latent dimension L")
     parser.add_argument("--components", type=int, default=4, help="mixture components K")
     parser.add_argument(
-        "--estimator", default="auto", choices=shared_math.ESTIMATORS, help="mixture sample-gradient estimator"
+        "--estimator", default="auto", choices=shared_math.ESTIMATOR_CHOICES, help="mixture sample-gradient estimator"
     )
     parser.add_argument("--hidden", type=int, default=128, help="hidden units of encoder and decoder")
     parser.add_argument("--batch-size", type=int, default=100)

@@ -74,7 +74,7 @@ class DiagNormalMixture(Distribution):
         batch_shape, num_components, event_size = shared_math.mixture_shapes(
             jnp.shape(locs), jnp.shape(scales), jnp.shape(logits)
         )
-        self.resolved_estimator = shared_math.resolve_estimator(estimator, event_size)
+        self.resolved_estimator = shared_math.resolve_estimator(estimator)
         self.estimator = estimator
         self.locs, self.scales, self.logits = broadcast_parameters(
             locs, scales, logits, batch_shape=batch_shape, dtype=common_dtype(locs, scales, logits)
@@ -238,7 +238,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             ("mixing_distribution", mixing_distribution.batch_shape),
             ("component_distribution", component_batch[:-1]),
         )
-        self.resolved_estimator = shared_math.resolve_estimator(estimator, 1 if event_size is None else event_size)
+        self.resolved_estimator = shared_math.resolve_estimator(estimator)
         self.estimator = estimator
         super().__init__(mixing_distribution, component_distribution, validate_args=validate_args)
 

@@ -133,7 +133,7 @@ class DiagNormalMixture(TorchDistribution):
         batch_shape, num_components, event_size = shared_math.mixture_shapes(locs.shape, scales.shape, logits.shape)
         self.locs, self.scales, self.logits = locs, scales, logits
         self.num_components = num_components
-        self.estimator = shared_math.resolve_estimator(estimator, event_size)
+        self.estimator = shared_math.resolve_estimator(estimator)
         validate = self._validate_args if validate_args is None else validate_args
         if validate and not _is_tracing():
             shared_math.check_parameter_values(locs, scales, logits)

@@ -1,35 +1,45 @@
-"""Backend-agnostic maths of reparameterizable diagonal Gaussian mixtures.
+r"""Backend-agnostic maths of reparameterizable mixtures (the public face of the core).
 
 Written once against the Python array API (through ``array-api-compat``): every function
 takes NumPy, PyTorch, JAX (or any standard) arrays and returns arrays of the same
 namespace, dtype and device.  Importing this package imports neither torch nor JAX.
 
+Modules: :mod:`~shared_math.families` (component families as tables of standardized
+functions), :mod:`~shared_math.mixture` (densities, CDFs, moments, sampling from noise),
+:mod:`~shared_math.estimators` (the sample-gradient estimators and their registry),
+:mod:`~shared_math.validation`, :mod:`~shared_math.initialization`,
+:mod:`~shared_math.marginal_quantiles`; the private :mod:`~shared_math._sweeps` (the O(N·K·D)
+sweeps), :mod:`~shared_math._backend` (namespace dispatch, special functions) and
+:mod:`~shared_math._special` (array-API special functions).
+
 Method: Graves (2016), "Stochastic Backpropagation through Mixture Density
-Distributions", arXiv:1607.05690; notation and algorithm in ``DESIGN.md`` §1.
+Distributions", arXiv:1607.05690; notation, derivation and algorithm in ``docs/design.md``.
 """
 
-from .gradients import (
-    chosen_component_vjp,
+from .estimators import (
+    AUTO_ESTIMATOR,
+    ESTIMATOR_CHOICES,
+    ESTIMATORS,
+    Estimator,
     hybrid_jvp,
     hybrid_vjp,
     implicit_jvp,
-    ESTIMATORS,
     implicit_vjp,
     rao_blackwell_jvp,
     rao_blackwell_vjp,
     resolve_estimator,
     sample_jvp,
     sample_vjp,
-    sum_to_shape,
 )
+from .families import FAMILIES, LocationScaleFamily, get_family
 from .initialization import component_offsets
+from .marginal_quantiles import marginal_quantile
 from .mixture import (
     cdf,
     conditional_log_weights,
     distributional_transform,
     log_cdf,
     log_prob,
-    logsumexp,
     mean,
     one_hot,
     sample_from_noise,
@@ -38,30 +48,34 @@ from .mixture import (
 from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
 
 __all__ = [
-    "component_offsets",
+    "AUTO_ESTIMATOR",
     "ESTIMATORS",
-    "resolve_estimator",
-    "rao_blackwell_jvp",
-    "rao_blackwell_vjp",
-    "sample_jvp",
-    "sample_vjp",
+    "ESTIMATOR_CHOICES",
+    "Estimator",
+    "FAMILIES",
+    "LocationScaleFamily",
     "broadcast_shapes",
     "cdf",
     "check_parameter_values",
-    "chosen_component_vjp",
+    "component_offsets",
     "conditional_log_weights",
     "distributional_transform",
+    "get_family",
     "hybrid_jvp",
     "hybrid_vjp",
     "implicit_jvp",
     "implicit_vjp",
     "log_cdf",
     "log_prob",
-    "logsumexp",
+    "marginal_quantile",
     "mean",
     "mixture_shapes",
     "one_hot",
+    "rao_blackwell_jvp",
+    "rao_blackwell_vjp",
+    "resolve_estimator",
     "sample_from_noise",
-    "sum_to_shape",
+    "sample_jvp",
+    "sample_vjp",
     "variance",
 ]

@@ -1,4 +1,4 @@
-"""The few things the Python array API standard does not provide, dispatched per namespace.
+r"""The few things the Python array API standard does not provide, dispatched per namespace.
 
 Everything else in :mod:`shared_math` is plain ``xp.*`` code.  Backends are recognised
 from the namespace object that :func:`array_api_compat.array_namespace` returned; torch and
@@ -7,20 +7,21 @@ imports neither.
 
 Dispatched here:
 
-* ``log_ndtr``: :math:`\\log\\Phi(z)`, accurate in both tails (``scipy.special.log_ndtr``,
-  ``torch.special.log_ndtr``, ``jax.scipy.special.log_ndtr``).  Other namespaces (e.g.
-  ``array-api-strict`` in tests) go through NumPy/SciPy on the host.
-* ``normal_tail``: :math:`\Phi(-a)` for :math:`a\ge0` through ``erfc`` (vectorized in every
-  backend, unlike torch's ``log_ndtr``, which costs about 40 ``erfc``).
+* **special functions** (:func:`special`), from one table (:data:`NATIVE_SPECIAL_FUNCTIONS`):
+  the backend's native function first (SciPy for NumPy, ``torch.special``,
+  ``jax.scipy.special``), then an array-API implementation from :mod:`shared_math._special`
+  (``betainc``, which torch lacks), then SciPy on the host for any other standard namespace
+  (``array-api-strict`` in tests);
+* ``promote``: the common floating dtype of the inputs (at least float32);
 * ``sequential_scan``: the O(D) sweeps of the implicit gradient.  ``jax.lax.scan`` for JAX
-  (one traced step instead of D unrolled ones; JAX can transpose it), a Python loop elsewhere.
+  (one traced step instead of D unrolled ones; JAX can transpose it), a Python loop elsewhere;
 * ``subnormals_flushed``: a context in which torch flushes subnormal results to zero on
   the CPU (XLA's CPU runtime already does).  Every small weight here is floored above the
   subnormal range, but products of two of them are not, and x86 CPUs take about 100x longer
   on a subnormal: at ``N=4096, K=8, D=128``, where most responsibilities are tiny, the
-  sweep terms take half as long with them flushed.
+  sweep terms take half as long with them flushed;
 * ``fuses_elementwise``: whether the namespace compiles and fuses elementwise steps (JAX), so
-  that the gradients need not run them in cache-sized blocks.
+  that the gradients need not run them in cache-sized blocks;
 * ``leading_cumsum``: cumulative sum along axis 0.  A loop of slice additions for torch and
   NumPy, whose ``cumsum`` along a leading axis is not vectorized over the trailing ones
   (5x slower than the loop at ``(16, 8, 4096)``); a ``lax.scan`` for JAX, whose CPU
@@ -48,80 +49,107 @@ def get_namespace(*arrays):
     return array_api_compat.array_namespace(*[a for a in arrays if a is not None and not isinstance(a, (int, float))])
 
 
-def log_ndtr(z, xp):
-    """Elementwise :math:`\\log\\Phi(z)` for the namespace ``xp``."""
-    if is_torch_namespace(xp):
-        import torch
+def promote(*arrays, xp=None):
+    """Namespace and common floating dtype of ``arrays``; returns ``(xp, converted arrays)``.
 
-        return torch.special.log_ndtr(z)
-    if is_jax_namespace(xp):
-        import jax.scipy.special
-
-        return jax.scipy.special.log_ndtr(z)
-    import numpy as np
-    import scipy.special
-
-    if is_numpy_namespace(xp):
-        return scipy.special.log_ndtr(z)
-    # Any other standard namespace: compute on the host and convert back.
-    host = np.asarray(np.from_dlpack(z))
-    return xp.asarray(scipy.special.log_ndtr(host), device=array_api_compat.device(z))
-
-
-_SQRT_HALF = math.sqrt(0.5)
-
-
-def _erfc_function(xp):
-    if is_torch_namespace(xp):
-        import torch
-
-        return torch.special.erfc
-    if is_jax_namespace(xp):
-        import jax.scipy.special
-
-        return jax.scipy.special.erfc
-    import scipy.special
-
-    if is_numpy_namespace(xp):
-        return scipy.special.erfc
-    import numpy as np
-
-    def host_erfc(values):
-        host = np.asarray(np.from_dlpack(values))
-        return xp.asarray(scipy.special.erfc(host), device=array_api_compat.device(values))
-
-    return host_erfc
-
-
-def normal_tail_limit(dtype, xp):
-    """The largest :math:`a` whose :math:`\Phi(-a)` is at least :math:`e\cdot` the smallest
-    normal number of ``dtype`` (13.0 for float32, 37.4 for float64), by bisection in float64.
-
-    :func:`normal_tail` clamps its argument there: below that bound results would be
-    subnormal, which is off the CPU's fast path (100x slower in torch) and below the floor
-    that :func:`shared_math.mixture.exp_of_log` puts on every other weight.
+    ``None`` entries pass through.  Arrays already of the common dtype are passed through
+    untouched (no copy, so torch's ``requires_grad`` and JAX tracers survive).  Integer and
+    boolean inputs promote to at least float32.
     """
-    return _normal_tail_limit(float(xp.finfo(dtype).smallest_normal))
+    xp = get_namespace(*arrays) if xp is None else xp
+    present = [a for a in arrays if a is not None]
+    dtype = xp.result_type(*present)
+    if not xp.isdtype(dtype, "real floating"):
+        dtype = xp.result_type(dtype, xp.float32)
+    return xp, [a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
 
 
-@functools.lru_cache(maxsize=None)
-def _normal_tail_limit(smallest_normal):
-    floor = math.e * smallest_normal
-    low, high = 0.0, 40.0
-    for _ in range(60):
-        middle = 0.5 * (low + high)
-        if 0.5 * math.erfc(middle * _SQRT_HALF) >= floor:
-            low = middle
-        else:
-            high = middle
-    return low
+#: Native special functions: ``name -> {backend: (module, attribute)}``.  Backends are
+#: ``"numpy"`` (SciPy), ``"torch"`` and ``"jax"``; a name a backend lacks falls back to
+#: :data:`ARRAY_API_SPECIAL_FUNCTIONS`, then to SciPy on the host.
+NATIVE_SPECIAL_FUNCTIONS = {
+    "erfc": {
+        "numpy": ("scipy.special", "erfc"),
+        "torch": ("torch.special", "erfc"),
+        "jax": ("jax.scipy.special", "erfc"),
+    },
+    "log_ndtr": {
+        "numpy": ("scipy.special", "log_ndtr"),
+        "torch": ("torch.special", "log_ndtr"),
+        "jax": ("jax.scipy.special", "log_ndtr"),
+    },
+    "lgamma": {
+        "numpy": ("scipy.special", "gammaln"),
+        "torch": ("torch", "lgamma"),
+        "jax": ("jax.scipy.special", "gammaln"),
+    },
+    "digamma": {
+        "numpy": ("scipy.special", "digamma"),
+        "torch": ("torch.special", "digamma"),
+        "jax": ("jax.scipy.special", "digamma"),
+    },
+    "betainc": {
+        "numpy": ("scipy.special", "betainc"),
+        "jax": ("jax.scipy.special", "betainc"),
+    },
+}
+
+#: Array-API implementations (:mod:`shared_math._special`) of functions a backend lacks.
+#: Each takes the arrays, then ``xp=`` and the :func:`special` lookup as ``lgamma=``.
+ARRAY_API_SPECIAL_FUNCTIONS = {"betainc": "betainc"}
+
+#: SciPy names of the special functions, for namespaces with no native version.
+_HOST_SCIPY_NAMES = {"erfc": "erfc", "log_ndtr": "log_ndtr", "lgamma": "gammaln", "digamma": "digamma", "betainc": "betainc"}
 
 
-def normal_tail(abs_z, xp):
-    r""":math:`\Phi(-a) = \tfrac12\operatorname{erfc}(a/\sqrt2)` for ``abs_z`` :math:`=a\ge0`,
-    with :math:`a` clamped at :func:`normal_tail_limit` (results never subnormal)."""
-    clamped = xp.clip(abs_z, max=normal_tail_limit(abs_z.dtype, xp))
-    return 0.5 * _erfc_function(xp)(clamped * _SQRT_HALF)
+def backend_name(xp):
+    """``"numpy"``, ``"torch"``, ``"jax"`` or ``"other"`` for the namespace ``xp``."""
+    if is_numpy_namespace(xp):
+        return "numpy"
+    if is_torch_namespace(xp):
+        return "torch"
+    if is_jax_namespace(xp):
+        return "jax"
+    return "other"
+
+
+def special(name, xp, *, native=True):
+    """The special function ``name`` for arrays of namespace ``xp`` (elementwise; arrays in,
+    arrays of the same namespace out).
+
+    Order: native (:data:`NATIVE_SPECIAL_FUNCTIONS`), array-API fallback
+    (:data:`ARRAY_API_SPECIAL_FUNCTIONS`), SciPy on the host.  ``native=False`` skips the
+    native version (tests compare the fallback against SciPy on every backend).
+    """
+    import importlib
+
+    backend = backend_name(xp)
+    native_entry = NATIVE_SPECIAL_FUNCTIONS[name].get(backend) if native else None
+    if native_entry is not None:
+        module, attribute = native_entry
+        return getattr(importlib.import_module(module), attribute)
+    if name in ARRAY_API_SPECIAL_FUNCTIONS:
+        from . import _special
+
+        implementation = getattr(_special, ARRAY_API_SPECIAL_FUNCTIONS[name])
+        lgamma = special("lgamma", xp)
+        return lambda *arrays: implementation(*arrays, xp=xp, lgamma=lgamma)
+    return _host_scipy(_HOST_SCIPY_NAMES[name], xp)
+
+
+def _host_scipy(scipy_name, xp):
+    """``scipy.special.<scipy_name>`` applied on the host to arrays of namespace ``xp``."""
+    import numpy as np
+    import scipy.special
+
+    function = getattr(scipy.special, scipy_name)
+
+    def on_host(*arrays):
+        hosts = [np.asarray(np.from_dlpack(a)) if hasattr(a, "__dlpack__") else np.asarray(a) for a in arrays]
+        device = next(array_api_compat.device(a) for a in arrays if hasattr(a, "__dlpack__"))
+        return xp.asarray(function(*hosts), device=device)
+
+    return on_host
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ through each latent site's monotone transform).
 from __future__ import annotations
 
 from ._backend import sequential_scan
-from .mixture import log_cdf, promote
+from ._backend import promote
+from .mixture import log_cdf
 
 #: Half-width of the bisection bracket in units of the component scales.
 BRACKET_HALF_WIDTH = 40.0

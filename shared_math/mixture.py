@@ -1,14 +1,20 @@
-r"""Densities, CDFs and the distributional transform of diagonal Gaussian mixtures.
+r"""Densities, CDFs, moments and the distributional transform of factorized mixtures.
 
-Notation (``../shared/DESIGN.md`` §1, after Graves 2016): ``locs`` :math:`\mu` has shape
+Notation (``docs/design.md``, after Graves 2016): ``locs`` :math:`\mu` has shape
 ``(..., K, D)``, ``scales`` :math:`\sigma` ``(..., K, D)``, ``logits`` :math:`\ell` ``(..., K)``
 with :math:`\pi = \mathrm{softmax}(\ell)`; a point ``x`` has shape ``(..., D)``.  Leading
 dimensions broadcast against each other (sample dimensions in front of batch dimensions).
+Every component is a product over coordinates of one location-scale ``family``
+(:mod:`shared_math.families`; the Normal by default) with standardized density :math:`g`:
 
 .. math::
 
     z_{kd} = (x_d - \mu_{kd}) / \sigma_{kd}, \qquad
-    \log N_{kd} = -\tfrac12 z_{kd}^2 - \log\sigma_{kd} - \log\sqrt{2\pi}.
+    \log N_{kd} = \log g(z_{kd}) - \log\sigma_{kd}.
+
+Shape parameters of the family (e.g. the Student-t ``df``) are passed as
+``shape_params``, a tuple of arrays broadcastable to ``(..., K, D)`` in the order of
+``family.shape_names``.
 
 Everything is computed in log space: the only exponentials taken are of quantities that
 are at most a few units above zero.
@@ -18,21 +24,8 @@ from __future__ import annotations
 
 import math
 
-from ._backend import LOG_SQRT_2PI, get_namespace, log_ndtr
-
-
-def promote(*arrays, xp=None):
-    """Namespace and common floating dtype of ``arrays``; returns ``(xp, converted arrays)``.
-
-    Arrays already of the common dtype are passed through untouched (no copy, so torch's
-    ``requires_grad`` and JAX tracers survive).
-    """
-    xp = get_namespace(*arrays) if xp is None else xp
-    present = [a for a in arrays if a is not None]
-    dtype = xp.result_type(*present)
-    if not xp.isdtype(dtype, "real floating"):
-        dtype = xp.result_type(dtype, xp.float32)
-    return xp, [a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
+from ._backend import get_namespace, promote
+from .families import get_family
 
 
 def exp_of_log(values, xp):
@@ -51,10 +44,18 @@ def exp_of_log(values, xp):
 
 
 def logsumexp(values, axis, xp, keepdims=False):
-    r""":math:`\log\sum \exp(\cdot)` along ``axis``, shifted by the maximum (finite when any entry is)."""
+    r""":math:`\log\sum \exp(\cdot)` along ``axis``, shifted by the maximum.
+
+    :math:`-\infty` where every entry is :math:`-\infty` (the floor of :func:`exp_of_log`
+    would otherwise turn an empty sum into :math:`\log(K e\,\text{tiny})`), :math:`+\infty`
+    where any entry is, NaN where any entry is NaN.  Entries that are :math:`-\infty` get a
+    zero gradient.
+    """
     peak = xp.max(values, axis=axis, keepdims=True)
+    empty = peak == -math.inf
     peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
     out = xp.log(xp.sum(exp_of_log(values - peak, xp), axis=axis, keepdims=True)) + peak
+    out = xp.where(empty, xp.full_like(out, -math.inf), out)
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
@@ -75,44 +76,65 @@ def exclusive_cumsum(values, xp):
     return xp.concat([head, xp.cumulative_sum(values[..., :-1], axis=-1)], axis=-1)
 
 
-def standardize(x, locs, scales, xp):
-    r"""``(z, log_normal)``: :math:`z_{kd}` and :math:`\log N_{kd}(x_d)`, shape ``(..., K, D)``."""
-    z = (x[..., None, :] - locs) / scales
-    log_normal = -0.5 * z * z - xp.log(scales) - LOG_SQRT_2PI
-    return z, log_normal
+def family_and_shape(family, shape_params):
+    family = get_family(family)
+    shape_params = tuple(shape_params)
+    if len(shape_params) != len(family.shape_names):
+        raise ValueError(
+            f"the {family.name} family takes shape parameters {family.shape_names}; got {len(shape_params)} arrays"
+        )
+    return family, shape_params
 
 
-def log_prob(x, locs, scales, logits, *, xp=None):
-    r"""Mixture log density :math:`\log\sum_k \pi_k \prod_d N(x_d;\mu_{kd},\sigma_{kd})`, shape ``(...)``."""
-    xp, (x, locs, scales, logits) = promote(x, locs, scales, logits, xp=xp)
-    _, log_normal = standardize(x, locs, scales, xp)
-    return logsumexp(log_softmax(logits, xp) + xp.sum(log_normal, axis=-1), -1, xp)
+def standardize(x, locs, scales, xp, family="normal", shape_params=()):
+    r"""``(z, log_density)``: :math:`z_{kd}` and :math:`\log N_{kd}(x_d)`, shape ``(..., K, D)``.
 
-
-def log_cdf(x, locs, scales, logits, *, xp=None):
-    r"""Log CDF of a 1-D mixture: :math:`\log\sum_k \pi_k\Phi((x-\mu_k)/\sigma_k)`.
-
-    ``x`` has shape ``(...)``; ``locs``, ``scales`` and ``logits`` have shape ``(..., K)``.
-    Uses ``log_ndtr`` so both tails stay finite (``log(ndtr(z))`` is ``-inf`` below
-    :math:`z\approx-38` in float32).
+    :math:`z` is clipped to the finite range, so that a point at infinity gives a log
+    density of :math:`-\infty` with zero (not NaN) gradients.
     """
-    xp, (x, locs, scales, logits) = promote(x, locs, scales, logits, xp=xp)
-    log_phi = log_ndtr((x[..., None] - locs) / scales, xp)
-    return logsumexp(log_softmax(logits, xp) + log_phi, -1, xp)
+    family = get_family(family)
+    largest = float(xp.finfo(locs.dtype).max)
+    z = xp.clip((x[..., None, :] - locs) / scales, min=-largest, max=largest)
+    log_density = family.log_kernel(z, shape_params, xp) - (family.log_normalizer(shape_params, xp) + xp.log(scales))
+    return z, log_density
 
 
-def cdf(x, locs, scales, logits, *, xp=None):
-    r"""CDF of a 1-D mixture, :math:`F(x)=\sum_k \pi_k \Phi((x-\mu_k)/\sigma_k)` (see :func:`log_cdf`)."""
-    xp = get_namespace(x, locs, scales, logits) if xp is None else xp
-    return xp.exp(log_cdf(x, locs, scales, logits, xp=xp))
+def log_prob(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""Mixture log density :math:`\log\sum_k \pi_k \prod_d N_{kd}(x_d)`, shape ``(...)``.
+
+    :math:`-\infty` far from every component (where every term underflows), never a floor.
+    """
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
+    _, log_density = standardize(x, locs, scales, xp, family, shape_params)
+    return logsumexp(log_softmax(logits, xp) + xp.sum(log_density, axis=-1), -1, xp)
 
 
-def _conditional_log_weights(log_pi, log_normal, xp):
-    log_joint_before = log_pi[..., None] + exclusive_cumsum(log_normal, xp)
+def log_cdf(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""Log CDF of a 1-D mixture: :math:`\log\sum_k \pi_k G((x-\mu_k)/\sigma_k)`.
+
+    ``x`` has shape ``(...)``; ``locs``, ``scales``, ``logits`` and the shape parameters have
+    shape ``(..., K)``.  Uses the family's ``log_cdf``, so both tails stay finite
+    (``log(ndtr(z))`` is ``-inf`` below :math:`z\approx-38` in float32).
+    """
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
+    log_component_cdf = family.log_cdf((x[..., None] - locs) / scales, shape_params, xp)
+    return logsumexp(log_softmax(logits, xp) + log_component_cdf, -1, xp)
+
+
+def cdf(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""CDF of a 1-D mixture, :math:`F(x)=\sum_k \pi_k G((x-\mu_k)/\sigma_k)` (see :func:`log_cdf`)."""
+    xp = get_namespace(x, locs, scales, logits, *shape_params) if xp is None else xp
+    return xp.exp(log_cdf(x, locs, scales, logits, family=family, shape_params=shape_params, xp=xp))
+
+
+def _conditional_log_weights(log_pi, log_density, xp):
+    log_joint_before = log_pi[..., None] + exclusive_cumsum(log_density, xp)
     return log_joint_before - logsumexp(log_joint_before, -2, xp, keepdims=True)
 
 
-def conditional_log_weights(x, locs, scales, logits, *, xp=None):
+def conditional_log_weights(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
     r"""Log weights of the 1-D conditional mixtures :math:`p(x_d \mid x_{<d})`, shape ``(..., K, D)``.
 
     .. math::
@@ -120,39 +142,55 @@ def conditional_log_weights(x, locs, scales, logits, *, xp=None):
         \log w_{kd} = \log\pi_k + \sum_{j<d}\log N_{kj}(x_j)
                       - \operatorname{logsumexp}_k\Big(\log\pi_k + \sum_{j<d}\log N_{kj}(x_j)\Big).
 
-    Dimension 0 is sampled first (ancestral order), so ``w[..., 0] = pi``.
+    Dimension 0 is sampled first (ancestral order), so ``w[..., 0] = pi``.  NaN where
+    :math:`x_{<d}` has zero density under every component (0/0).
     """
-    xp, (x, locs, scales, logits) = promote(x, locs, scales, logits, xp=xp)
-    _, log_normal = standardize(x, locs, scales, xp)
-    return _conditional_log_weights(log_softmax(logits, xp), log_normal, xp)
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
+    _, log_density = standardize(x, locs, scales, xp, family, shape_params)
+    return _conditional_log_weights(log_softmax(logits, xp), log_density, xp)
 
 
-def distributional_transform(x, locs, scales, logits, *, xp=None):
-    r"""The distributional transform :math:`T_d(x) = F_d(x_d \mid x_{<d}) = \sum_k w_{kd}\Phi(z_{kd})`.
+def distributional_transform(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""The distributional transform :math:`T_d(x) = F_d(x_d \mid x_{<d}) = \sum_k w_{kd}G(z_{kd})`.
 
     Maps the mixture onto :math:`\mathrm{Uniform}(0,1)^D`; shape ``(..., D)``.  Its inverse,
-    solved dimension by dimension, is the sampler whose gradient :func:`implicit_vjp`
-    returns (Graves 2016, Eq. 6).
+    solved dimension by dimension, is the sampler whose gradient
+    :func:`shared_math.implicit_vjp` returns (Graves 2016, Eq. 6).
     """
-    xp, (x, locs, scales, logits) = promote(x, locs, scales, logits, xp=xp)
-    z, log_normal = standardize(x, locs, scales, xp)
-    log_w = _conditional_log_weights(log_softmax(logits, xp), log_normal, xp)
-    return xp.exp(logsumexp(log_w + log_ndtr(z, xp), -2, xp))
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
+    z, log_density = standardize(x, locs, scales, xp, family, shape_params)
+    log_w = _conditional_log_weights(log_softmax(logits, xp), log_density, xp)
+    return xp.exp(logsumexp(log_w + family.log_cdf(z, shape_params, xp), -2, xp))
 
 
-def mean(locs, scales, logits, *, xp=None):
-    r"""Mixture mean :math:`\sum_k \pi_k\mu_k`, shape ``(..., D)``."""
-    xp, (locs, scales, logits) = promote(locs, scales, logits, xp=xp)
+def mean(locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""Mixture mean :math:`\sum_k \pi_k(\mu_k + \sigma_k m)`, shape ``(..., D)``, with :math:`m`
+    the mean of the standardized family (NaN where it has none, e.g. Cauchy)."""
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (locs, scales, logits, *shape_params) = promote(locs, scales, logits, *shape_params, xp=xp)
     pi = xp.exp(log_softmax(logits, xp))[..., None]
-    return xp.sum(pi * locs, axis=-2)
+    return xp.sum(pi * _component_means(locs, scales, family, shape_params, xp), axis=-2)
 
 
-def variance(locs, scales, logits, *, xp=None):
-    r"""Per-dimension mixture variance :math:`\sum_k\pi_k(\sigma_k^2 + (\mu_k - \bar\mu)^2)`, shape ``(..., D)``."""
-    xp, (locs, scales, logits) = promote(locs, scales, logits, xp=xp)
+def _component_means(locs, scales, family, shape_params, xp):
+    standard_mean = family.standard_mean(shape_params, xp)
+    if isinstance(standard_mean, float) and standard_mean == 0.0:
+        return locs
+    return locs + scales * standard_mean
+
+
+def variance(locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""Per-dimension mixture variance :math:`\sum_k\pi_k(\sigma_k^2 v + (\mu_k + \sigma_k m - \bar\mu)^2)`,
+    shape ``(..., D)``, with :math:`m, v` the standardized family's mean and variance (NaN or
+    infinite where undefined, e.g. Cauchy, Student-t with ``df <= 2``)."""
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (locs, scales, logits, *shape_params) = promote(locs, scales, logits, *shape_params, xp=xp)
     pi = xp.exp(log_softmax(logits, xp))[..., None]
-    centred = locs - xp.sum(pi * locs, axis=-2, keepdims=True)
-    return xp.sum(pi * (scales * scales + centred * centred), axis=-2)
+    means = _component_means(locs, scales, family, shape_params, xp)
+    centred = means - xp.sum(pi * means, axis=-2, keepdims=True)
+    return xp.sum(pi * (scales * scales * family.standard_variance(shape_params, xp) + centred * centred), axis=-2)
 
 
 def one_hot(component_index, num_components, dtype, *, xp=None):
@@ -165,7 +203,8 @@ def one_hot(component_index, num_components, dtype, *, xp=None):
 def sample_from_noise(locs, scales, component_one_hot, noise, *, xp=None):
     r"""Ancestral draw :math:`x = \mu_k + \sigma_k\varepsilon` for the chosen components.
 
-    ``component_one_hot`` has shape ``(..., K)`` and ``noise`` :math:`\varepsilon` ``(..., D)``;
+    ``component_one_hot`` has shape ``(..., K)`` and ``noise`` :math:`\varepsilon` ``(..., D)``
+    (drawn from the standardized family, e.g. by the framework's sampler);
     the result has shape ``(..., D)``.  Written as a sum over the one-hot axis so that it is
     differentiable (the gradient through the chosen component, used by ``"hybrid"``).
     """

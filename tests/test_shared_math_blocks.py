@@ -1,5 +1,5 @@
 r"""Eager backends compute the sweep terms (and ``"rao_blackwell"``'s parameter sums) in blocks
-of the event axis (``shared_math.gradients.event_blocks``); the results must not depend on
+of the event axis (``shared_math._sweeps.event_blocks``); the results must not depend on
 the block size.
 
 Test shapes are small, so by default everything is one block.  Here the block size is
@@ -16,7 +16,7 @@ import pytest
 
 import _reference as ref
 import shared_math
-from shared_math import gradients
+from shared_math import _sweeps as gradients
 
 EVENT_SIZE = 7
 NUM_COMPONENTS = 3

@@ -21,6 +21,8 @@ import pytest
 
 import _reference as ref
 import shared_math
+import shared_math._sweeps
+import shared_math.estimators
 
 NUM_COMPONENTS = (1, 2, 5)
 EVENT_SIZES = (1, 2, 7, 30)
@@ -173,7 +175,7 @@ def test_chosen_component_vjp(xp, case):
     )
     chosen = xp.asarray(ref.one_hot(data["component"], 3))
     out = xp.call(
-        shared_math.chosen_component_vjp,
+        shared_math.estimators.chosen_component_vjp,
         chosen, xp.asarray(data["noise"]), xp.asarray(data["cotangent"]), data["locs"].shape, data["scales"].shape,
         static_argnums=(3, 4),
     )

@@ -195,18 +195,18 @@ def test_sample_from_noise(xp, case):
 @pytest.mark.parametrize("xp", ["numpy", "torch"], indirect=True)
 @pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("float64", 1e-13)])
 def test_normal_tail_matches_scipy_and_never_goes_subnormal(xp, dtype, rtol):
-    """``_backend.normal_tail`` (Phi(-a) through erfc) against scipy's ndtr, and its clamp:
+    """``families.normal_tail`` (Phi(-a) through erfc) against scipy's ndtr, and its clamp:
     at and beyond ``normal_tail_limit`` the result is the same normal number >= e * tiny.
 
     The tolerance is erfc's own: its relative error grows like a^2 eps in the tail (seen:
     2e-6 in float32 at a = 6 and 11.6, 3e-14 in float64 at a = 34)."""
-    from shared_math import _backend
+    from shared_math import families
 
     namespace = xp.xp
-    limit = _backend.normal_tail_limit(getattr(namespace, dtype), namespace)
+    limit = families.normal_tail_limit(getattr(namespace, dtype), namespace)
     tiny = float(np.finfo(dtype).tiny)
     abs_z = np.array([0.0, 0.5, 1.0, 3.0, 6.0, 0.9 * limit, limit, 2.0 * limit, 1e3])
-    got = xp.to_numpy(_backend.normal_tail(xp.asarray(abs_z, dtype), namespace)).astype(np.float64)
+    got = xp.to_numpy(families.normal_tail(xp.asarray(abs_z, dtype), namespace)).astype(np.float64)
     want = scipy.stats.norm.cdf(-np.minimum(abs_z, limit))
     np.testing.assert_allclose(got, want, rtol=rtol)
     assert np.all(got[6:] >= np.e * tiny * (1 - 1e-3)) and np.all(got[6:] == got[6])

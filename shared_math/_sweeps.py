@@ -1,0 +1,431 @@
+r"""The sweeps behind the exact implicit sample gradients, in O(N·K·D) (private).
+
+Graves (2016), "Stochastic Backpropagation through Mixture Density Distributions",
+arXiv:1607.05690.  A sample is drawn ancestrally and held fixed through its
+distributional transform :math:`T(x;\theta) = u` (:func:`shared_math.distributional_transform`),
+so (his Eq. 6, made multivariate)
+
+.. math::
+
+    J\,\mathrm{d}x = -\frac{\partial T}{\partial\theta}\,\mathrm{d}\theta,
+    \qquad J = \frac{\partial T}{\partial x}\ \text{(lower triangular, } J_{dd} = f_d).
+
+The public estimators built on these sweeps are in :mod:`shared_math.estimators`; the
+derivation is in ``docs/design.md``.  Components are products of a location-scale family
+(:mod:`shared_math.families`) with standardized density :math:`g`, score
+:math:`\psi = (\log g)'` and CDF :math:`G`; for the Normal, :math:`-\psi(z) = z` and
+:math:`G = \Phi`.
+
+**Structure** (``docs/design.md``).  With the conditional weights
+:math:`w_{kd}`, the conditional density :math:`f_d=\sum_k w_{kd}N_{kd}` and CDF
+:math:`F_d=\sum_k w_{kd}G(z_{kd})`, for :math:`i<d`
+
+.. math::
+
+    J_{di} = \sum_k a_{kd}\,\gamma_{ki}, \qquad a_{kd} = w_{kd}(G(z_{kd}) - F_d),
+    \qquad \gamma_{ki} = \partial_{x_i}\log N_{ki} = \psi(z_{ki})/\sigma_{ki},
+
+so the off-diagonal part of :math:`J` has rank :math:`K` and both triangular solves are a
+single sweep over the dimensions with a :math:`K`-vector carry.  We sweep in the scaled
+variables :math:`u_d = f_d v_d` and :math:`\tilde a_{kd} = a_{kd}/f_d`, which stay bounded
+where :math:`f_d` itself underflows.
+
+**Parameter terms.**  :math:`\bar\theta = -\nabla_\theta\sum_d v_d T_d(x;\theta)` at fixed
+:math:`x, v`.  With responsibilities :math:`r_{kd}=w_{kd}N_{kd}/f_d` and
+:math:`E_{kd}=\sum_{d'>d} u_{d'}\tilde a_{kd'}` (the sweep's carry before step :math:`d`):
+
+.. math::
+
+    \bar\mu_{kd} = u_d r_{kd} + E_{kd}\frac{\psi(z_{kd})}{\sigma_{kd}},\qquad
+    \bar\sigma_{kd} = u_d r_{kd} z_{kd} + E_{kd}\frac{1 + z_{kd}\psi(z_{kd})}{\sigma_{kd}}
+    = z_{kd}\bar\mu_{kd} + \frac{E_{kd}}{\sigma_{kd}},\qquad
+    \bar\ell_k = -\sum_d u_d\tilde a_{kd}.
+
+The last line is Graves' Eq. 22 for the weights, written through the logits; the
+softmax's normalising term drops out because :math:`\sum_k a_{kd}=0`.  For :math:`K=1`
+everything reduces to the reparameterization trick :math:`\bar\mu=g,\ \bar\sigma=gz`.
+(For the Normal, :math:`\psi(z) = -z` gives :math:`\bar\mu = u r - E z/\sigma` and
+:math:`\bar\sigma = u r z - E(z^2-1)/\sigma`.)
+
+**Numerics.**  Everything is formed from quantities of order one or from the smaller tail
+of each component (below).  Subnormal exponentials are floored (:func:`exp_of_log`).
+
+**Layout and cost.**  Internally arrays are ``(D, K, ...)``: event axis first (each step of
+a sweep reads one contiguous slice), components second, sample and batch dimensions last,
+where they are contiguous.  Parameters ``(D, K, 1...)`` then broadcast over long contiguous
+runs and sums over components add whole rows; with ``K`` last (``(D, ..., K)``) both cost
+about 4x more in torch on CPU at ``K = 8``.  The Normal's tails use ``erfc`` (vectorized),
+not ``log_ndtr`` (about 40 ``erfc`` in torch).  ``benchmarks/kernels.py`` has the figures.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from ._backend import (
+    contiguous,
+    fuses_elementwise,
+    leading_cumsum,
+    sequential_scan,
+)
+from .families import NORMAL
+from .mixture import exp_of_log, log_softmax
+
+
+class SweepTerms(NamedTuple):
+    """Per-sample quantities of the implicit gradient in the internal layout ``(D, K, ...)``.
+
+    ``z``: standardized point :math:`z_{kd}`; ``neg_score``: :math:`-\\psi(z_{kd})` (the same
+    array as ``z`` for the Normal); ``inv_scales``: :math:`1/\\sigma_{kd}` (``(D, K, 1...)``, a
+    broadcast view where the parameters have fewer dimensions); ``responsibilities``:
+    :math:`r_{kd}`; ``a_scaled``: :math:`\\tilde a_{kd} = a_{kd}/f_d`.
+    (:math:`\\gamma_{kd} = \\psi(z_{kd})/\\sigma_{kd}` is formed where it is used.)
+    """
+
+    z: object
+    neg_score: object
+    inv_scales: object
+    responsibilities: object
+    a_scaled: object
+
+
+def _move_axes(array, order, xp):
+    """``permute_dims`` (unlike torch's ``moveaxis`` it has a vmap rule)."""
+    return xp.permute_dims(array, tuple(order))
+
+
+class SweepLayout:
+    """Moves arrays between the public layouts and the internal ``(D, K, ...)``.
+
+    Public: points ``(..., D)``, ``locs``/``scales`` ``(..., K, D)``, ``logits`` ``(..., K)``.
+    Every array is first padded to the common number of batch dimensions ``batch_ndim``
+    (sample and batch dimensions of ``x`` and the parameters), so that broadcasting in the
+    internal layout lines up.
+    """
+
+    def __init__(self, batch_ndim, xp):
+        self.batch_ndim = batch_ndim
+        self.xp = xp
+
+    def _pad(self, array, core_ndim):
+        shape = tuple(array.shape)
+        return self.xp.reshape(array, (1,) * (self.batch_ndim + core_ndim - len(shape)) + shape)
+
+    def point(self, array):
+        """``(..., D)`` to ``(D, ...)``."""
+        padded = self._pad(array, 1)
+        ndim = padded.ndim
+        return contiguous(_move_axes(padded, (ndim - 1,) + tuple(range(ndim - 1)), self.xp), self.xp)
+
+    def point_back(self, array):
+        """``(D, ...)`` to ``(..., D)``; inverse of :meth:`point`."""
+        return _move_axes(array, tuple(range(1, array.ndim)) + (0,), self.xp)
+
+    def components(self, array):
+        """``(..., K, D)`` to ``(D, K, ...)``."""
+        padded = self._pad(array, 2)
+        ndim = padded.ndim
+        return contiguous(_move_axes(padded, (ndim - 1, ndim - 2) + tuple(range(ndim - 2)), self.xp), self.xp)
+
+    def weights(self, array):
+        """``(..., K)`` to ``(1, K, ...)``."""
+        padded = self._pad(array, 1)
+        ndim = padded.ndim
+        return self.xp.expand_dims(_move_axes(padded, (ndim - 1,) + tuple(range(ndim - 1)), self.xp), axis=0)
+
+    def parameter(self, full, shape):
+        """Sum ``(D, K, ...)`` over broadcast dimensions; return it in the layout ``shape`` ``(..., K, D)``."""
+        padded = (1,) * (self.batch_ndim + 2 - len(shape)) + tuple(shape)
+        summed = sum_to_shape(full, (padded[-1], padded[-2]) + padded[:-2], self.xp)
+        back = _move_axes(summed, tuple(range(2, summed.ndim)) + (1, 0), self.xp)
+        return self.xp.reshape(back, tuple(shape))
+
+    def weights_parameter(self, full, shape):
+        """Sum ``(K, ...)`` over broadcast dimensions; return it in the layout ``shape`` ``(..., K)``."""
+        padded = (1,) * (self.batch_ndim + 1 - len(shape)) + tuple(shape)
+        summed = sum_to_shape(full, (padded[-1],) + padded[:-1], self.xp)
+        back = _move_axes(summed, tuple(range(1, summed.ndim)) + (0,), self.xp)
+        return self.xp.reshape(back, tuple(shape))
+
+
+def make_layout(x, locs, scales, logits, xp, shape_params=()):
+    """The :class:`SweepLayout` for these arrays (shape parameters are ``(..., K, D)`` like ``scales``)."""
+    batch_ndim = max(x.ndim - 1, locs.ndim - 2, scales.ndim - 2, logits.ndim - 1, *(p.ndim - 2 for p in shape_params))
+    return SweepLayout(batch_ndim, xp)
+
+
+def _shift_in(first, values, xp):
+    """``out[0] = first`` (broadcast), ``out[d] = values[d - 1]``: a quantity at :math:`d-1`
+    indexed by :math:`d`, with ``first`` as its value "before dimension 0"."""
+    first = xp.broadcast_to(first, (1,) + tuple(values.shape[1:]))
+    return xp.concat([first, values[:-1, ...]], axis=0)
+
+
+def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=True, family=NORMAL, shape_params=()):
+    r"""The :class:`SweepTerms` at ``x`` (arrays already promoted to one dtype) for components
+    of ``family`` with ``shape_params``.
+
+    With ``all_responsibilities=False`` only :math:`r_{k,D-1} = r_k(x)` is kept, as
+    ``(1, K, ...)`` (what ``"rao_blackwell"`` reads; saves a full-size array).
+
+    **Weights.**  With the joint log weights :math:`S_{kd} = \log\pi_k + \sum_{j\le d}\log N_{kj}`
+    and :math:`L_d = \operatorname{logsumexp}_k S_{kd} = \log p(x_{\le d})`:
+    :math:`r_{kd} = e^{S_{kd}-L_d}`, the conditional weights are :math:`w_{kd} = r_{k,d-1}`
+    (:math:`w_{k0}=\pi_k`) and the conditional density is :math:`f_d = e^{L_d-L_{d-1}}`: one
+    cumulative sum and one log-sum-exp serve all three.
+
+    **Tails.**  Each component is taken in its own smaller tail
+    (:meth:`~shared_math.families.LocationScaleFamily.smaller_tail`): with
+    :math:`s_{kd}=-1` where :math:`t_{kd} = G(z_{kd})` and :math:`+1` where
+    :math:`t_{kd} = 1 - G(z_{kd})` (for the Normal, :math:`s = \operatorname{sign} z` and
+    :math:`t = \Phi(-|z|)`), and :math:`P_{kd} = (w_{kd}/f_d)\,t_{kd}`, the mixture's
+    two tails over the density are sums of non-negative terms,
+
+    .. math::
+
+        \frac{F_d}{f_d} = \sum_k \frac{w_{kd}G(z_{kd})}{f_d},\quad
+        \frac{1-F_d}{f_d} = \sum_k \frac{w_{kd}(1-G(z_{kd}))}{f_d},\qquad
+        \frac{w_{kd}G(z_{kd})}{f_d} = \begin{cases} P_{kd} & s_{kd}=-1\\
+        w_{kd}/f_d - P_{kd} & s_{kd}=+1\end{cases}
+
+    (the other likewise), each accurate; and
+
+    .. math::
+
+        \tilde a_{kd} = \frac{w_{kd}(G(z_{kd}) - F_d)}{f_d}
+        = s_{kd}\Big(\frac{w_{kd}}{f_d}\,C_{kd} - P_{kd}\Big),\qquad
+        C_{kd} = \begin{cases} F_d & s_{kd}=-1\\ 1-F_d & s_{kd}=+1,\end{cases}
+
+    since for :math:`s=+1`, :math:`G - F = (1-F) - (1-G)`.  Only the component of the
+    largest weight can lose accuracy there (for :math:`w_{kd}\to1`, :math:`C_{kd}` is mostly
+    its own :math:`P_{kd}` and the bracket cancels); it is replaced by
+    :math:`-\sum_{j\ne k}\tilde a_{jd}` (:math:`\sum_k a_{kd} = 0`), formed as
+    :math:`\tilde a_{kd} - \sum_j\tilde a_{jd}`, whose error is a rounding of the largest
+    term.  Where :math:`m` weights tie for the largest, each takes :math:`1/m` of the
+    correction (identical components then get exactly equal :math:`\tilde a`, summing to 0).
+    """
+    layout = make_layout(x, locs, scales, logits, xp, shape_params) if layout is None else layout
+    scales_t = layout.components(scales)
+    shape_t = tuple(layout.components(p) for p in shape_params)
+    offsets = -(xp.log(scales_t) + family.log_normalizer(shape_t, xp))  # log N_kd = offsets_kd + kernel(z_kd)
+    point = xp.expand_dims(layout.point(x), axis=1)
+    locs_t = layout.components(locs)
+    full_shape = tuple(max(a, b) for a, b in zip(point.shape, locs_t.shape))  # (D, K, ...)
+    # 1/sigma over every dimension d (a view where scales broadcast over d): the sweeps read it by d.
+    inv_scales = xp.broadcast_to(1.0 / scales_t, (full_shape[0],) + tuple(scales_t.shape[1:]))
+    log_pi = layout.weights(log_softmax(logits, xp))  # (1, K, ...)
+    # What each block needs from the dimension before it (d = -1: the prior).
+    joint_before = log_pi  # S_{k,d-1}
+    log_marginal_before = xp.zeros_like(log_pi[:, :1, ...])  # L_{d-1}
+    weights_first = xp.exp(log_pi)  # w_kd = r_{k,d-1}
+    largest_first = xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp))
+    z_blocks, score_blocks, a_blocks, responsibility_blocks = [], [], [], []
+    for start, stop in event_blocks(full_shape, xp):
+        z = (point[start:stop, ...] - _event_slice(locs_t, start, stop)) * inv_scales[start:stop, ...]
+        shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
+        log_kernel = family.log_kernel(z, shape_block, xp)
+        joint = leading_cumsum(log_kernel + _event_slice(offsets, start, stop), xp, initial=joint_before)
+        del log_kernel
+        peak = xp.max(joint, axis=1, keepdims=True)
+        shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
+        joint_before = joint[-1:, ...]
+        del joint
+        total = xp.sum(shifted, axis=1, keepdims=True)
+        responsibilities = shifted * (1.0 / total)
+        # floor() keeps the entries equal to 1: the component of the largest weight w_kd = r_{k,d-1}.
+        largest_now = xp.floor(shifted)
+        del shifted
+        largest_weight = _shift_in(largest_first, largest_now, xp)
+        largest_first = largest_now[-1:, ...]
+        del largest_now
+        log_marginal = peak + xp.log(total)  # L_d, (B, 1, ...)
+        log_density = log_marginal - _shift_in(log_marginal_before, log_marginal, xp)
+        log_marginal_before = log_marginal[-1:, ...]
+        sign, tail = family.smaller_tail(z, shape_block, xp)
+        a_scaled = _scaled_cdf_terms(
+            sign, tail, _shift_in(weights_first, responsibilities, xp), log_density, largest_weight, xp
+        )
+        del sign, tail
+        weights_first = responsibilities[-1:, ...]
+        z_blocks.append(z)
+        if family != NORMAL:
+            score_blocks.append(family.neg_score(z, shape_block, xp))
+        a_blocks.append(a_scaled)
+        if all_responsibilities:
+            responsibility_blocks.append(responsibilities)
+        del z, a_scaled, responsibilities
+    z, a_scaled = _join_blocks(z_blocks, xp), _join_blocks(a_blocks, xp)
+    neg_score = z if family == NORMAL else _join_blocks(score_blocks, xp)  # -psi(z) = z for the Normal
+    del z_blocks, a_blocks, score_blocks
+    responsibilities = _join_blocks(responsibility_blocks, xp) if all_responsibilities else weights_first
+    return SweepTerms(
+        z=z, neg_score=neg_score, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled
+    )
+
+
+def _event_slice(array, start, stop):
+    """Event block ``[start, stop)`` of a ``(D, ...)`` array, or the array itself if its event axis broadcasts (size 1)."""
+    return array if array.shape[0] == 1 else array[start:stop, ...]
+
+
+def _join_blocks(blocks, xp):
+    return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=0)
+
+
+def event_blocks(full_shape, xp):
+    """``[(start, stop)]``: the event axis of ``(D, K, ...)`` arrays of shape ``full_shape`` in
+    blocks of about :data:`BLOCK_ELEMENTS` entries (whole slices; at least one per block).
+
+    Eager backends (NumPy, torch) run every elementwise step as a separate pass over memory;
+    blocks that stay in the CPU's L2 cache make those passes several times cheaper than
+    passes over whole arrays, which at ``N=4096, K=8, D=128`` are 16 MB each.  JAX compiles
+    the whole computation (XLA fuses the elementwise steps itself), so it gets one block.
+    """
+    event_size = full_shape[0]
+    if fuses_elementwise(xp):
+        return [(0, event_size)]
+    per_block = max(1, BLOCK_ELEMENTS // max(1, math.prod(full_shape[1:])))
+    return [(start, min(start + per_block, event_size)) for start in range(0, event_size, per_block)]
+
+
+#: Target entries per block of :func:`event_blocks` (512 KiB of float32; the fastest of
+#: 2**15..2**18 and unblocked at N=4096, K=8, D=16 and 128 in torch).
+BLOCK_ELEMENTS = 1 << 17
+
+
+def _scaled_cdf_terms(sign, tail, weights, log_density, largest_weight, xp):
+    r""":math:`\tilde a_{kd}` from the sign and size of each component's smaller tail,
+    :math:`w_{kd}`, :math:`\log f_d` and the mask of the largest weight (:func:`sweep_terms`
+    has the formulas)."""
+    bound = 0.9 * math.log(float(xp.finfo(tail.dtype).max))
+    density = xp.exp(xp.clip(log_density, min=-bound, max=bound))
+    weights_over_density = weights * xp.exp(xp.clip(-log_density, max=bound))
+    signed_tail = sign * (weights_over_density * tail)  # s_kd P_kd
+    below = 0.5 - 0.5 * sign  # 1 where z < 0
+    above = 1.0 - below
+    lower_over_density = xp.sum(above * weights_over_density - signed_tail, axis=1, keepdims=True)  # F/f
+    upper_over_density = xp.sum(below * weights_over_density + signed_tail, axis=1, keepdims=True)  # (1-F)/f
+    own_cdf_tail = below * (lower_over_density * density) + above * (upper_over_density * density)  # C_kd
+    del below, above
+    a_scaled = sign * (weights_over_density * own_cdf_tail) - signed_tail
+    ties = xp.clip(xp.sum(largest_weight, axis=1, keepdims=True), min=1.0)  # 0 if exp(0) rounded below 1
+    return a_scaled - largest_weight * (xp.sum(a_scaled, axis=1, keepdims=True) / ties)
+
+
+def reverse_sweep(terms, cotangent_t, xp, collect=True):
+    r"""Solve :math:`J^\top v = g` by one reverse sweep (``DESIGN.md`` §1).
+
+    For :math:`i = D-1,\dots,0`: :math:`E_{ki} = C_k`,
+    :math:`u_i = g_i - \sum_k \gamma_{ki} C_k` (:math:`\gamma = \psi(z)/\sigma`),
+    :math:`C_k \mathrel{+}= u_i\tilde a_{ki}`.
+    ``cotangent_t`` is :math:`g` in layout ``(D, ...)``.  Returns ``(u, carry_before,
+    final_carry)`` with shapes ``(D, ...)``, ``(D, K, ...)``, ``(K, ...)``; :math:`v = u/f`.
+    With ``collect=False`` only ``final_carry`` is returned (nothing is stacked).
+    """
+    cotangent_t = xp.broadcast_to(cotangent_t, (terms.z.shape[0],) + tuple(terms.z.shape[2:]))
+
+    def step(carry, slices):
+        g_i, neg_score_i, inv_i, a_i = slices
+        u_i = g_i + xp.sum(neg_score_i * (inv_i * carry), axis=0)  # gamma = -neg_score / sigma
+        outputs = (u_i, carry) if collect else ()
+        return carry + u_i[None, ...] * a_i, outputs
+
+    carry0 = xp.zeros_like(terms.z[0, ...])
+    sequences = (cotangent_t, terms.neg_score, terms.inv_scales, terms.a_scaled)
+    final, stacked = sequential_scan(step, carry0, sequences, xp, reverse=True)
+    if not collect:
+        return final
+    u, carry_before = stacked
+    return u, carry_before, final
+
+
+def forward_sweep(terms, scaled_transform_tangent, xp):
+    r"""Solve :math:`J\,\dot x = -\dot T` by one forward sweep, given :math:`\dot T_d / f_d` as ``(D, ...)``.
+
+    For :math:`d = 0,\dots,D-1`: :math:`\dot x_d = -\dot T_d/f_d - \sum_k \tilde a_{kd} G_k`,
+    :math:`G_k \mathrel{+}= \gamma_{kd}\dot x_d`.  Linear in the tangent, so JAX can
+    transpose it (reverse mode) and differentiate it again (higher orders).  Returns
+    :math:`\dot x` as ``(D, ...)``.
+    """
+    scaled_transform_tangent = xp.broadcast_to(
+        scaled_transform_tangent, (terms.z.shape[0],) + tuple(terms.z.shape[2:])
+    )
+
+    def step(carry, slices):
+        t_d, a_d, neg_score_d, inv_d = slices
+        x_dot_d = -t_d - xp.sum(a_d * carry, axis=0)
+        return carry - (neg_score_d * inv_d) * x_dot_d[None, ...], (x_dot_d,)
+
+    carry0 = xp.zeros_like(terms.z[0, ...])
+    sequences = (scaled_transform_tangent, terms.a_scaled, terms.neg_score, terms.inv_scales)
+    _, (x_dot,) = sequential_scan(step, carry0, sequences, xp)
+    return x_dot
+
+
+def sum_to_shape(array, shape, xp):
+    """Sum ``array`` over the dimensions that broadcasting added to ``shape``."""
+    shape = tuple(shape)
+    extra = array.ndim - len(shape)
+    if extra > 0:
+        array = xp.sum(array, axis=tuple(range(extra)))
+    squeezed = tuple(i for i, (have, want) in enumerate(zip(array.shape, shape)) if want == 1 and have != 1)
+    if squeezed:
+        array = xp.sum(array, axis=squeezed, keepdims=True)
+    return array
+
+
+def scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp):
+    r""":math:`\dot T_d / f_d` at fixed :math:`x`, layout ``(D, ...)``.
+
+    .. math::
+
+        \frac{\dot T_d}{f_d} = \sum_k \tilde a_{kd}\Big(\dot\ell_k + \sum_{j<d}
+        \frac{-\psi_{kj}\dot\mu_{kj} - (1 + z_{kj}\psi_{kj})\dot\sigma_{kj}}{\sigma_{kj}}\Big)
+        - \sum_k r_{kd}(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd}).
+
+    (The softmax's normalising term of :math:`\dot\ell` drops out: :math:`\sum_k\tilde a_{kd}=0`.)
+    """
+    z = terms.z
+    log_weight_dot = None
+    direct = None
+    if locs_dot is not None or scales_dot is not None:
+        log_joint_dot = xp.zeros_like(z)
+        direct = xp.zeros_like(z)
+        if locs_dot is not None:
+            locs_dot = layout.components(locs_dot)
+            log_joint_dot = log_joint_dot + terms.neg_score * terms.inv_scales * locs_dot
+            direct = direct + locs_dot
+        if scales_dot is not None:
+            scales_dot = layout.components(scales_dot)
+            log_joint_dot = log_joint_dot + (z * terms.neg_score - 1.0) * terms.inv_scales * scales_dot
+            direct = direct + z * scales_dot
+        log_weight_dot = _shift_in(xp.zeros_like(log_joint_dot[:1, ...]), leading_cumsum(log_joint_dot, xp), xp)
+    if logits_dot is not None:
+        logits_term = layout.weights(logits_dot)
+        log_weight_dot = logits_term if log_weight_dot is None else log_weight_dot + logits_term
+    total = xp.zeros_like(z[:, 0, ...])
+    if log_weight_dot is not None:
+        total = total + xp.sum(terms.a_scaled * log_weight_dot, axis=1)
+    if direct is not None:
+        total = total - xp.sum(terms.responsibilities * direct, axis=1)
+    return total
+
+
+def event_block_shape(shape, start, stop):
+    """Parameter shape ``(..., K, D)`` of the event block ``[start, stop)`` (``D = 1`` stays 1)."""
+    return tuple(shape[:-1]) + ((stop - start) if shape[-1] != 1 else 1,)
+
+
+def join_event_blocks(pieces, shape, xp):
+    """The parameter gradient of shape ``shape`` from its event blocks (summed where ``D = 1`` broadcasts)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if shape[-1] == 1:
+        total = pieces[0]
+        for piece in pieces[1:]:
+            total = total + piece
+        return total
+    return xp.concat(pieces, axis=-1)
+
+
