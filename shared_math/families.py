@@ -298,8 +298,15 @@ class Gumbel(LocationScaleFamily):
     name = "gumbel"
     median = -math.log(math.log(2.0))
 
+    def _decay(self, z, xp):
+        r""":math:`(e^{-z}, \text{overflow})`: the exponent capped at :math:`\log(\text{max})` (no
+        overflow warnings, finite gradients) and the mask where it was."""
+        cap = math.log(float(xp.finfo(z.dtype).max))
+        return xp.exp(xp.clip(-z, max=cap)), -z > cap
+
     def log_kernel(self, z, shape, xp):
-        return -z - xp.exp(-z)
+        decay, overflow = self._decay(z, xp)
+        return xp.where(overflow, xp.full_like(z, -math.inf), -z - decay)
 
     def neg_score(self, z, shape, xp):
         cap = 0.5 * -math.log(float(xp.finfo(z.dtype).smallest_normal))
@@ -307,12 +314,13 @@ class Gumbel(LocationScaleFamily):
 
     def smaller_tail(self, z, shape, xp):
         sign = _sign(z - self.median, xp)
-        decay = xp.exp(-z)
+        decay, _ = self._decay(z, xp)
         tail = _split_by_sign(sign, xp.exp(-decay), -xp.expm1(-decay))
         return sign, xp.clip(tail, min=tail_floor(z.dtype, xp))
 
     def log_cdf(self, z, shape, xp):
-        return -xp.exp(-z)
+        decay, overflow = self._decay(z, xp)
+        return xp.where(overflow, xp.full_like(z, -math.inf), -decay)
 
     def standard_mean(self, shape, xp):
         return 0.5772156649015329  # Euler-Mascheroni constant
@@ -403,7 +411,8 @@ class StudentT(LocationScaleFamily):
 
     def standard_variance(self, shape, xp):
         (df,) = shape
-        return xp.where(df > 2.0, df / (df - 2.0), xp.where(df > 1.0, math.inf, math.nan))
+        finite = df / xp.where(df > 2.0, df - 2.0, xp.ones_like(df))
+        return xp.where(df > 2.0, finite, xp.where(df > 1.0, math.inf, math.nan))
 
     def check_shape_values(self, shape, xp):
         (df,) = shape
