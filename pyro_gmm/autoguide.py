@@ -45,7 +45,7 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     root-mean-square per coordinate; with two components they start at :math:`\pm1` in
     every coordinate; the same pattern as ``numpyro_gmm``).
 
-    Known limit (of any pathwise weight gradient, ``DESIGN.md`` §2): once components sit
+    Known limit (of any pathwise weight gradient, ``docs/design.md`` §6): once components sit
     on modes that are many component scales apart, the signal that moves weight between
     them comes only from rare samples between the modes, so the weights learn slowly and
     optimizer noise can push them away from the balance the posterior asks for.  Measured

@@ -314,7 +314,7 @@ def _scaled_cdf_terms(sign, tail, weights, log_density, largest_weight, xp):
 
 
 def reverse_sweep(terms, cotangent_t, xp, collect=True):
-    r"""Solve :math:`J^\top v = g` by one reverse sweep (``DESIGN.md`` §1).
+    r"""Solve :math:`J^\top v = g` by one reverse sweep (``docs/design.md`` §2).
 
     For :math:`i = D-1,\dots,0`: :math:`E_{ki} = C_k`,
     :math:`u_i = g_i - \sum_k \gamma_{ki} C_k` (:math:`\gamma = \psi(z)/\sigma`),

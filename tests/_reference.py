@@ -6,7 +6,7 @@ computations:
 
 * the distributional transform :math:`T_d(x) = \sum_k w_{kd}\,\Phi(z_{kd})` is built one
   dimension at a time with a Python loop, the conditional weights :math:`w_{kd}` as a softmax
-  of :math:`\log\pi_k + \sum_{j<d}\log N_{kj}(x_j)` (``DESIGN.md`` §1), and
+  of :math:`\log\pi_k + \sum_{j<d}\log N_{kj}(x_j)` (``docs/design.md`` §2), and
   :math:`\Phi(z) = \tfrac12\operatorname{erfc}(-z/\sqrt2)` (accurate in both tails in float64);
 * the implicit gradient (Graves 2016, Eq. 6, made multivariate) takes the FULL per-sample
   Jacobians :math:`J = \partial T/\partial x` (:math:`D\times D`) and

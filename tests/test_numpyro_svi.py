@@ -219,7 +219,7 @@ def test_autoguide_works_inside_seeded_guide_call():
 
 @pytest.mark.slow
 def test_svi_well_separated_modes_known_limit():
-    """Known limit of any pathwise weight gradient (DESIGN.md §2): with y = 2 the modes
+    """Known limit of any pathwise weight gradient (docs/estimators.md): with y = 2 the modes
     (z = +-1.33, sd 0.19) are separated by a valley 7 nats deep, log p - log q is flat inside
     each mode, and the weight signal comes only from rare draws between the modes, so the
     per-draw logits gradient is extremely heavy-tailed.  The locations and scales still

@@ -120,7 +120,7 @@ def test_unbiased_fast_one_dimensional(estimator):
 @pytest.mark.parametrize("num_components, event_size", [(2, 1), (3, 4), (4, 8), (3, 16)])
 def test_unbiased_slow(estimator, case, num_components, event_size):
     """Larger D and N=200000 per case.  The power check is kept for D <= 8 only: at D=16 the
-    implicit logits gradient is noisy enough (its variance grows with D, DESIGN.md §2) that
+    implicit logits gradient is noisy enough (its variance grows with D, docs/estimators.md) that
     the exact value is only ~4 standard errors from zero at this N."""
     check(
         estimator, case, num_components, event_size, num_samples=200000, seed=10 + event_size,

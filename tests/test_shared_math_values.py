@@ -133,7 +133,7 @@ def test_cdf_and_log_cdf_match_scipy(xp):
 
 
 def test_log_cdf_gradient_is_finite_in_far_lower_tail_float32():
-    """``log(ndtr(z))`` has NaN gradients near z = -40 in float32; log_cdf must not (DESIGN §1)."""
+    """``log(ndtr(z))`` has NaN gradients near z = -40 in float32; log_cdf must not (docs/design.md §1)."""
     import torch
 
     x = torch.tensor([-40.0, -60.0, -300.0], dtype=torch.float32, requires_grad=True)
