@@ -103,7 +103,7 @@ def _attach_logits_implicit_jvp(primals, tangents):
 
 
 def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype):
-    """The random part of an ancestral draw, with no gradient.
+    r"""The random part of an ancestral draw, with no gradient.
 
     Returns ``(component_one_hot, noise)`` of shapes ``sample_batch_shape + (K,)`` and
     ``sample_batch_shape + (D,)``: the component is :math:`\arg\max_k(\ell_k + g_k)` with
@@ -166,11 +166,3 @@ def broadcast_parameters(locs, scales, logits, batch_shape, dtype):
         jnp.broadcast_to(jnp.asarray(scales, dtype), component_shape),
         jnp.broadcast_to(jnp.asarray(logits, dtype), tuple(batch_shape) + (num_components,)),
     )
-
-
-def common_dtype(*arrays):
-    """The floating dtype shared by ``arrays`` (JAX's promotion, at least float32)."""
-    dtype = jnp.result_type(*arrays)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.result_type(dtype, jnp.float32)
-    return dtype

@@ -19,7 +19,7 @@ from numpyro.util import not_jax_tracer
 import shared_math
 
 from . import _sampling
-from ._sampling import broadcast_parameters, common_dtype, reparameterized_sample
+from ._sampling import broadcast_parameters, reparameterized_sample
 
 
 def _is_concrete(*arrays):
@@ -77,7 +77,7 @@ class DiagNormalMixture(Distribution):
         self.resolved_estimator = shared_math.resolve_estimator(estimator, event_size)
         self.estimator = estimator
         self.locs, self.scales, self.logits = broadcast_parameters(
-            locs, scales, logits, batch_shape=batch_shape, dtype=common_dtype(locs, scales, logits)
+            locs, scales, logits, batch_shape=batch_shape, dtype=shared_math.parameter_dtype((locs, scales, logits), jnp)
         )
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
 
@@ -251,7 +251,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         locs, scales, _ = _normal_parameters(self.component_distribution)
         logits = self.mixing_distribution.logits
         batch_shape = jnp.broadcast_shapes(locs.shape[:-2], jnp.shape(logits)[:-1])
-        dtype = common_dtype(locs, scales, logits)
+        dtype = shared_math.parameter_dtype((locs, scales, logits), jnp)
         return broadcast_parameters(locs, scales, logits, batch_shape=batch_shape, dtype=dtype)
 
     def sample_with_intermediates(self, key, sample_shape=()):

@@ -8,6 +8,7 @@ Method: Graves (2016), "Stochastic Backpropagation through Mixture Density
 Distributions", arXiv:1607.05690; notation and algorithm in ``DESIGN.md`` §1.
 """
 
+from ._backend import parameter_dtype
 from .gradients import (
     chosen_component_vjp,
     hybrid_jvp,
@@ -61,6 +62,7 @@ __all__ = [
     "mean",
     "mixture_shapes",
     "one_hot",
+    "parameter_dtype",
     "sample_from_noise",
     "sum_to_shape",
     "variance",

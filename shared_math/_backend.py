@@ -1,4 +1,4 @@
-"""The few things the Python array API standard does not provide, dispatched per namespace.
+r"""The few things the Python array API standard does not provide, dispatched per namespace.
 
 Everything else in :mod:`shared_math` is plain ``xp.*`` code.  Backends are recognised
 from the namespace object that :func:`array_api_compat.array_namespace` returned; torch and
@@ -7,7 +7,7 @@ imports neither.
 
 Dispatched here:
 
-* ``log_ndtr``: :math:`\\log\\Phi(z)`, accurate in both tails (``scipy.special.log_ndtr``,
+* ``log_ndtr``: :math:`\log\Phi(z)`, accurate in both tails (``scipy.special.log_ndtr``,
   ``torch.special.log_ndtr``, ``jax.scipy.special.log_ndtr``).  Other namespaces (e.g.
   ``array-api-strict`` in tests) go through NumPy/SciPy on the host.
 * ``normal_tail``: :math:`\Phi(-a)` for :math:`a\ge0` through ``erfc`` (vectorized in every
@@ -49,7 +49,7 @@ def get_namespace(*arrays):
 
 
 def log_ndtr(z, xp):
-    """Elementwise :math:`\\log\\Phi(z)` for the namespace ``xp``."""
+    r"""Elementwise :math:`\log\Phi(z)` for the namespace ``xp``."""
     if is_torch_namespace(xp):
         import torch
 
@@ -66,6 +66,33 @@ def log_ndtr(z, xp):
     # Any other standard namespace: compute on the host and convert back.
     host = np.asarray(np.from_dlpack(z))
     return xp.asarray(scipy.special.log_ndtr(host), device=array_api_compat.device(z))
+
+
+def parameter_dtype(values, xp):
+    r"""The one floating dtype that distribution parameters ``values`` are converted to.
+
+    Both adapters choose it this way:
+
+    * arrays with a real floating dtype decide; their dtypes (not the arrays) are promoted
+      with ``xp.result_type``, the array API's table, so a float64 scalar array and a
+      float32 matrix give float64 in every backend (torch's own ``result_type`` would
+      give float32 there, and ``torch.compile`` cannot trace it: it returns a dtype);
+    * Python numbers and sequences, integer or boolean arrays and JAX's weakly typed
+      arrays adopt that dtype;
+    * when no array is floating, the result is ``xp``'s default floating dtype
+      (``torch.get_default_dtype()``; float64 in JAX with x64 enabled, else float32;
+      float64 in NumPy).
+    """
+    floating = [
+        value.dtype
+        for value in values
+        if hasattr(value, "dtype")
+        and not getattr(value, "weak_type", False)
+        and xp.isdtype(value.dtype, "real floating")
+    ]
+    if not floating:
+        return xp.__array_namespace_info__().default_dtypes()["real floating"]
+    return xp.result_type(*floating)
 
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -94,7 +121,7 @@ def _erfc_function(xp):
 
 
 def normal_tail_limit(dtype, xp):
-    """The largest :math:`a` whose :math:`\Phi(-a)` is at least :math:`e\cdot` the smallest
+    r"""The largest :math:`a` whose :math:`\Phi(-a)` is at least :math:`e\cdot` the smallest
     normal number of ``dtype`` (13.0 for float32, 37.4 for float64), by bisection in float64.
 
     :func:`normal_tail` clamps its argument there: below that bound results would be
@@ -133,6 +160,9 @@ def subnormals_flushed(xp):
         return
     import torch
 
+    if torch.compiler.is_compiling():
+        yield
+        return
     already = torch.tensor(1e-40, dtype=torch.float32).item() == 0.0
     if already or not torch.set_flush_denormal(True):
         yield
