@@ -32,8 +32,9 @@ import shared_math
 
 
 def _is_tracing():
-    """Whether values are symbolic right now (``torch.jit.trace``), so cannot be inspected."""
-    return torch._C._get_tracing_state() is not None
+    """Whether values are symbolic right now (``torch.jit.trace``, ``torch.compile``), so
+    cannot be inspected (parameter values are then not validated, as in NumPyro under ``jit``)."""
+    return torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
 
 
 #: The array-API view of torch, for :func:`shared_math.parameter_dtype`.
@@ -180,6 +181,15 @@ class DiagNormalMixture(TorchDistribution):
             shared_math.check_parameter_values(locs, scales, logits)
         super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
 
+    @classmethod
+    def infer_shapes(cls, locs, scales, logits, **other_arguments):
+        """``(batch_shape, event_shape)`` of a mixture built from parameters of these shapes
+        (Pyro's ``infer_shapes``; the shapes given for non-tensor arguments such as
+        ``estimator`` are ignored).  Bad shapes raise the constructor's ``ValueError``."""
+        del other_arguments
+        batch_shape, _, event_size = shared_math.mixture_shapes(locs, scales, logits)
+        return torch.Size(batch_shape), torch.Size((event_size,))
+
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(DiagNormalMixture, _instance)
@@ -205,10 +215,26 @@ class DiagNormalMixture(TorchDistribution):
 
     @property
     def probs(self):
-        """Mixture weights :math:`\\pi = \\mathrm{softmax}(\\ell)`, shape ``(..., K)``."""
+        r"""Mixture weights :math:`\pi = \mathrm{softmax}(\ell)`, shape ``(..., K)`` (the same
+        name in ``numpyro_gmm``)."""
         return torch.softmax(self.logits, dim=-1)
 
+    def marginal_quantiles(self, quantiles):
+        r"""Quantiles of each coordinate's marginal (a 1-D mixture with weights :math:`\pi`).
+
+        ``quantiles`` has shape ``(...)``; the result ``(...) + batch_shape + (D,)``.  0 and 1
+        give :math:`\mp\infty`, values outside :math:`[0, 1]` and NaN give NaN.  See
+        :func:`shared_math.marginal_quantiles.marginal_quantile`; the same method in
+        ``numpyro_gmm``.
+        """
+        from shared_math.marginal_quantiles import marginal_quantile
+
+        quantiles = torch.as_tensor(quantiles, dtype=self.locs.dtype, device=self.locs.device)
+        q = quantiles.reshape(quantiles.shape + (1,) * (len(self.batch_shape) + 1))
+        return marginal_quantile(q, self.locs, self.scales, self.logits)
+
     def log_prob(self, value):
+        shared_math.check_value_shape(value.shape, self.event_shape)
         if self._validate_args:
             self._validate_sample(value)
         log_prob = shared_math.log_prob(value, self.locs, self.scales, self.logits)

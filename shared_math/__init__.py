@@ -36,7 +36,7 @@ from .mixture import (
     sample_from_noise,
     variance,
 )
-from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
+from .validation import broadcast_shapes, check_parameter_values, check_value_shape, guide_settings, mixture_shapes
 
 __all__ = [
     "component_offsets",
@@ -49,9 +49,11 @@ __all__ = [
     "broadcast_shapes",
     "cdf",
     "check_parameter_values",
+    "check_value_shape",
     "chosen_component_vjp",
     "conditional_log_weights",
     "distributional_transform",
+    "guide_settings",
     "hybrid_jvp",
     "hybrid_vjp",
     "implicit_jvp",
