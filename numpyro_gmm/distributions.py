@@ -33,10 +33,10 @@ def _check_constant_parameters(locs, scales, logits):
     each one that is concrete: as NumPyro's own ``Distribution.validate_args`` does (under
     ``jax.ensure_compile_time_eval``), constants are checked even inside ``jit``, while
     traced values are skipped."""
-    with jax.ensure_compile_time_eval():
-        concrete = [a if not_jax_tracer(a) else None for a in (locs, scales, logits)]
+    with jax.ensure_compile_time_eval():  # jnp.asarray of a constant stays concrete under jit
+        concrete = [jnp.asarray(a) if not_jax_tracer(a) else None for a in (locs, scales, logits)]
         if any(a is not None for a in concrete):
-            shared_math.check_parameter_values(*(None if a is None else jnp.asarray(a) for a in concrete))
+            shared_math.check_parameter_values(*concrete)
 
 
 class DiagNormalMixture(Distribution):
@@ -83,7 +83,6 @@ class DiagNormalMixture(Distribution):
     pytree_aux_fields = ("estimator", "resolved_estimator")
 
     def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
-        locs, scales, logits = (a if hasattr(a, "dtype") else jnp.asarray(a) for a in (locs, scales, logits))
         batch_shape, num_components, event_size = shared_math.mixture_shapes(
             jnp.shape(locs), jnp.shape(scales), jnp.shape(logits)
         )
@@ -91,8 +90,10 @@ class DiagNormalMixture(Distribution):
         self.estimator = estimator
         if self._validate_args if validate_args is None else validate_args:
             _check_constant_parameters(locs, scales, logits)
+        dtype = shared_math.parameter_dtype((locs, scales, logits), jnp)
+        locs, scales, logits = (a if hasattr(a, "dtype") else jnp.asarray(a, dtype) for a in (locs, scales, logits))
         self.locs, self.scales, self.logits = broadcast_parameters(
-            locs, scales, logits, batch_shape=batch_shape, dtype=shared_math.parameter_dtype((locs, scales, logits), jnp)
+            locs, scales, logits, batch_shape=batch_shape, dtype=dtype
         )
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
 

@@ -101,10 +101,10 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
             component_batch, event_shape = component_distribution
         if len(component_batch) < 1:
             raise ValueError(f"component_distribution must have a batch dimension K; got batch shape {tuple(component_batch)}")
-        batch_shape = shared_math.broadcast_shapes(
+        shared_math.broadcast_shapes(  # a ValueError naming the argument if they clash
             ("mixture_distribution", mixing_batch), ("component_distribution", tuple(component_batch)[:-1])
         )
-        return torch.Size(batch_shape), torch.Size(event_shape)
+        return torch.Size(tuple(component_batch)[:-1]), torch.Size(event_shape)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(ReparamMixtureSameFamily, _instance)
