@@ -103,7 +103,7 @@ def _attach_logits_implicit_jvp(primals, tangents):
 
 
 def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype):
-    """The random part of an ancestral draw, with no gradient.
+    r"""The random part of an ancestral draw, with no gradient.
 
     Returns ``(component_one_hot, noise)`` of shapes ``sample_batch_shape + (K,)`` and
     ``sample_batch_shape + (D,)``: the component is :math:`\arg\max_k(\ell_k + g_k)` with
@@ -124,28 +124,37 @@ def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype)
 
 
 @partial(jax.jit, static_argnames=("sample_shape", "estimator"))
-def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator):
-    """A differentiable draw of shape ``sample_shape + batch_shape + (D,)``.
+def reparameterized_sample_with_component(key, locs, scales, logits, sample_shape, estimator):
+    """``(x, component)``: a differentiable draw ``x`` of shape ``sample_shape + batch_shape
+    + (D,)`` and the index of the component it was drawn from, shape ``sample_shape +
+    batch_shape`` (integer; what NumPyro's ``MixtureSameFamily.sample_with_intermediates``
+    returns as its intermediate).
 
     ``locs``/``scales`` have shape ``batch_shape + (K, D)`` and ``logits``
     ``batch_shape + (K,)`` (already broadcast, one floating dtype); ``sample_shape`` is a
     tuple and ``estimator`` is ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (already
-    resolved).  Jitted
-    as a whole (one compilation per shape instead of one per primitive when called eagerly);
-    inside ``jit``/``grad``/``vmap`` it is traced through like any other function.
+    resolved).  Jitted as a whole (one compilation per shape instead of one per primitive
+    when called eagerly); inside ``jit``/``grad``/``vmap`` it is traced through like any
+    other function.
     """
     batch_shape = locs.shape[:-2]
     event_size = locs.shape[-1]
     sample_batch_shape = tuple(sample_shape) + tuple(batch_shape)
     component_one_hot, noise = draw_component_and_noise(key, logits, sample_batch_shape, event_size, locs.dtype)
+    component = jnp.argmax(component_one_hot, axis=-1)
     if estimator == "hybrid":
         x_direct = shared_math.sample_from_noise(locs, scales, component_one_hot, noise)
-        return attach_logits_implicit(x_direct, locs, scales, logits)
+        return attach_logits_implicit(x_direct, locs, scales, logits), component
     attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell}.get(estimator)
     if attach is None:
         raise ValueError(f"estimator must be 'implicit', 'hybrid' or 'rao_blackwell' here; got {estimator!r}")
     x0 = jax.lax.stop_gradient(shared_math.sample_from_noise(locs, scales, component_one_hot, noise))
-    return attach(x0, locs, scales, logits)
+    return attach(x0, locs, scales, logits), component
+
+
+def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator):
+    """The draw of :func:`reparameterized_sample_with_component` alone."""
+    return reparameterized_sample_with_component(key, locs, scales, logits, sample_shape, estimator)[0]
 
 
 #: :func:`shared_math.log_prob`, :func:`shared_math.mean` and :func:`shared_math.variance`,
@@ -166,11 +175,3 @@ def broadcast_parameters(locs, scales, logits, batch_shape, dtype):
         jnp.broadcast_to(jnp.asarray(scales, dtype), component_shape),
         jnp.broadcast_to(jnp.asarray(logits, dtype), tuple(batch_shape) + (num_components,)),
     )
-
-
-def common_dtype(*arrays):
-    """The floating dtype shared by ``arrays`` (JAX's promotion, at least float32)."""
-    dtype = jnp.result_type(*arrays)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.result_type(dtype, jnp.float32)
-    return dtype

@@ -38,14 +38,19 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     :math:`\pm`\ ``init_spread * init_scale`` from the initial point in every coordinate.
 
     ``median`` and ``quantiles`` are those of each coordinate's marginal (a 1-D mixture),
-    mapped through the sites' transforms; for a multimodal posterior the median can lie
-    between the modes.
+    mapped through the sites' transforms, exactly as in ``pyro_gmm``: ``median(params)``
+    equals ``quantiles(params, [0.5])`` (as for ``AutoDiagonalNormal``).  For a multimodal
+    posterior the marginal median can lie between the modes; the location of the heaviest
+    component is ``params[prefix + "_locs"][argmax(params[prefix + "_logits"])]``
+    (unconstrained).  ``quantiles`` of 0 and 1 are :math:`\mp\infty`, values outside
+    :math:`[0, 1]` and NaN give NaN (as ``AutoDiagonalNormal``), in both adapters.
 
     :param callable model: a NumPyro model.
     :param int num_components: number of mixture components :math:`K`.
     :param str prefix: prefix of the parameter names.
     :param callable init_loc_fn: per-site initialization (default ``init_to_median``).
-    :param float init_scale: initial :math:`\sigma` of every component.
+    :param float init_scale: initial :math:`\sigma` of every component (any finite number
+        > 0; integers accepted).
     :param float init_spread: size of the deterministic initial offsets, in units of
         ``init_scale``.
     :param int init_seed: seed of the offset pattern.
@@ -67,16 +72,9 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         init_seed=0,
         estimator="auto",
     ):
-        if int(num_components) != num_components or num_components < 1:
-            raise ValueError(f"Expected num_components to be a positive integer but got {num_components}")
-        if init_scale <= 0:
-            raise ValueError(f"Expected init_scale > 0. but got {init_scale}")
-        if init_spread < 0:
-            raise ValueError(f"Expected init_spread >= 0. but got {init_spread}")
-        self.num_components = int(num_components)
-        self._init_scale = init_scale
-        self._init_spread = init_spread
-        self._init_seed = int(init_seed)
+        settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
+        self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
+        shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first step
         self.estimator = estimator
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
 
@@ -115,7 +113,9 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
     def median(self, params):
-        """Per-coordinate marginal medians of the mixture, constrained to each site's support."""
+        """Per-coordinate marginal medians of the mixture, constrained to each site's support:
+        ``quantiles(params, [0.5])`` without the leading dimension (the same definition as
+        ``pyro_gmm.AutoDiagonalNormalMixture.median``)."""
         latent = self.get_posterior(params).marginal_quantiles(0.5)
         return self._unpack_and_constrain(latent, params)
 

@@ -6,6 +6,8 @@ derivative of a sample is attached in :mod:`numpyro_gmm._sampling`.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 from numpyro.distributions import constraints
@@ -19,11 +21,22 @@ from numpyro.util import not_jax_tracer
 import shared_math
 
 from . import _sampling
-from ._sampling import broadcast_parameters, common_dtype, reparameterized_sample
+from ._sampling import broadcast_parameters, reparameterized_sample, reparameterized_sample_with_component
 
 
 def _is_concrete(*arrays):
     return all(not_jax_tracer(a) for a in arrays)
+
+
+def _check_constant_parameters(locs, scales, logits):
+    """:func:`shared_math.check_parameter_values` on the raw inputs, before any broadcast, for
+    each one that is concrete: as NumPyro's own ``Distribution.validate_args`` does (under
+    ``jax.ensure_compile_time_eval``), constants are checked even inside ``jit``, while
+    traced values are skipped."""
+    with jax.ensure_compile_time_eval():  # jnp.asarray of a constant stays concrete under jit
+        concrete = [jnp.asarray(a) if not_jax_tracer(a) else None for a in (locs, scales, logits)]
+        if any(a is not None for a in concrete):
+            shared_math.check_parameter_values(*concrete)
 
 
 class DiagNormalMixture(Distribution):
@@ -70,14 +83,17 @@ class DiagNormalMixture(Distribution):
     pytree_aux_fields = ("estimator", "resolved_estimator")
 
     def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
-        locs, scales, logits = (a if hasattr(a, "dtype") else jnp.asarray(a) for a in (locs, scales, logits))
         batch_shape, num_components, event_size = shared_math.mixture_shapes(
             jnp.shape(locs), jnp.shape(scales), jnp.shape(logits)
         )
         self.resolved_estimator = shared_math.resolve_estimator(estimator)
         self.estimator = estimator
+        if self._validate_args if validate_args is None else validate_args:
+            _check_constant_parameters(locs, scales, logits)
+        dtype = shared_math.parameter_dtype((locs, scales, logits), jnp)
+        locs, scales, logits = (a if hasattr(a, "dtype") else jnp.asarray(a, dtype) for a in (locs, scales, logits))
         self.locs, self.scales, self.logits = broadcast_parameters(
-            locs, scales, logits, batch_shape=batch_shape, dtype=common_dtype(locs, scales, logits)
+            locs, scales, logits, batch_shape=batch_shape, dtype=dtype
         )
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
 
@@ -87,9 +103,16 @@ class DiagNormalMixture(Distribution):
         return self.locs.shape[-2]
 
     @property
-    def mixture_probs(self):
-        r"""Mixture weights :math:`\pi=\mathrm{softmax}(\ell)`, shape ``batch_shape + (K,)``."""
+    def probs(self):
+        r"""Mixture weights :math:`\pi=\mathrm{softmax}(\ell)`, shape ``batch_shape + (K,)`` (the
+        same name in ``pyro_gmm``)."""
         return jax.nn.softmax(self.logits, axis=-1)
+
+    @property
+    def mixture_probs(self):
+        """Deprecated alias of :attr:`probs` (the name both adapters share)."""
+        warnings.warn("DiagNormalMixture.mixture_probs is deprecated; use .probs", DeprecationWarning, stacklevel=2)
+        return self.probs
 
     def validate_args(self, strict=True):
         """``ValueError`` naming the parameter for NaN/infinite ``locs``/``logits`` or
@@ -100,17 +123,36 @@ class DiagNormalMixture(Distribution):
         elif strict:
             raise RuntimeError("Cannot validate arguments inside jitted code.")
 
+    def sample_with_intermediates(self, key, sample_shape=()):
+        """``(x, [component])``: a draw as :meth:`sample` and the index of the component each
+        sample came from, shape ``sample_shape + batch_shape`` (as NumPyro's
+        ``MixtureSameFamily``; ``log_prob`` does not need it)."""
+        x, component = reparameterized_sample_with_component(
+            key, self.locs, self.scales, self.logits, tuple(sample_shape), self.resolved_estimator
+        )
+        return x, [component]
+
     def sample(self, key, sample_shape=()):
         """A draw of shape ``sample_shape + batch_shape + (D,)``, differentiable w.r.t. every parameter."""
         return reparameterized_sample(
             key, self.locs, self.scales, self.logits, tuple(sample_shape), self.resolved_estimator
         )
 
-    @validate_sample
     def log_prob(self, value, intermediates=None):
-        """:math:`\\log p(x)` (:func:`shared_math.log_prob`), shape ``sample_shape + batch_shape``."""
+        r""":math:`\log p(x)` (:func:`shared_math.log_prob`), shape ``sample_shape + batch_shape``.
+
+        A ``value`` whose last dimension is not ``D`` raises ``ValueError`` (always: shapes
+        are static, also under ``jit``); with validation on, so does a value outside the
+        support, as in every NumPyro distribution.
+        """
         del intermediates
-        return _sampling.mixture_log_prob(jnp.asarray(value), self.locs, self.scales, self.logits)
+        value = jnp.asarray(value)
+        shared_math.check_value_shape(jnp.shape(value), self.event_shape)
+        return self._log_prob(value)
+
+    @validate_sample
+    def _log_prob(self, value):
+        return _sampling.mixture_log_prob(value, self.locs, self.scales, self.logits)
 
     @property
     def mean(self):
@@ -251,12 +293,24 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         locs, scales, _ = _normal_parameters(self.component_distribution)
         logits = self.mixing_distribution.logits
         batch_shape = jnp.broadcast_shapes(locs.shape[:-2], jnp.shape(logits)[:-1])
-        dtype = common_dtype(locs, scales, logits)
+        dtype = shared_math.parameter_dtype((locs, scales, logits), jnp)
         return broadcast_parameters(locs, scales, logits, batch_shape=batch_shape, dtype=dtype)
 
     def sample_with_intermediates(self, key, sample_shape=()):
-        """A differentiable draw and no intermediates (``log_prob`` does not need any)."""
-        return self.sample(key, sample_shape), []
+        """``(x, [component])``: a draw as :meth:`sample` and the index of the component each
+        sample came from, shape ``sample_shape + batch_shape`` (integer), as NumPyro's
+        ``MixtureSameFamily.sample_with_intermediates`` returns them."""
+        locs, scales, logits = self._mixture_parameters()
+        x, component = reparameterized_sample_with_component(
+            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator
+        )
+        return (x if self.event_shape else x[..., 0]), [component]
+
+    def log_prob(self, value, intermediates=None):
+        """As ``MixtureSameFamily.log_prob`` (``intermediates`` unused), with a ``ValueError``
+        naming ``value`` when its trailing dimensions are not the event shape."""
+        shared_math.check_value_shape(jnp.shape(value), self.event_shape)
+        return super().log_prob(value, intermediates)
 
     def sample(self, key, sample_shape=()):
         """A draw of shape ``sample_shape + batch_shape + event_shape``, differentiable w.r.t.

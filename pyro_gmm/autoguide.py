@@ -56,10 +56,17 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     best of 0.019).  More particles, a decaying learning rate or a warm start with
     overlapping components help.
 
+    ``median`` and ``quantiles`` are those of each coordinate's marginal (a 1-D mixture),
+    mapped through the sites' transforms, exactly as in ``numpyro_gmm``:
+    ``median()`` equals ``quantiles([0.5])`` (as for ``AutoDiagonalNormal``).  For a
+    multimodal posterior the marginal median can lie between the modes; the location of
+    the heaviest component is ``guide.locs[guide.logits.argmax()]`` (unconstrained).
+
     :param callable model: a Pyro model.
-    :param int num_components: :math:`K\ge 1`.
+    :param int num_components: :math:`K\ge 1` (keyword-only, as in ``numpyro_gmm``).
     :param callable init_loc_fn: per-site initialization (see ``pyro.infer.autoguide``).
-    :param float init_scale: initial standard deviation of every component.
+    :param float init_scale: initial standard deviation of every component (any finite
+        number > 0; integers accepted).
     :param float init_spread: spread of the initial locations, in units of ``init_scale``.
     :param int init_seed: seed of the generator of the initial offsets.
     :param str estimator: sample-gradient estimator of the mixture (see
@@ -71,24 +78,17 @@ class AutoDiagonalNormalMixture(AutoContinuous):
     def __init__(
         self,
         model,
-        num_components=2,
         *,
+        num_components=2,
         init_loc_fn=init_to_median,
         init_scale=0.1,
         init_spread=2.0,
         init_seed=0,
         estimator="auto",
     ):
-        if not isinstance(num_components, int) or num_components < 1:
-            raise ValueError(f"num_components must be a positive integer; got {num_components!r}")
-        if not isinstance(init_scale, float) or not init_scale > 0:
-            raise ValueError(f"init_scale must be a float > 0; got {init_scale!r}")
-        if not init_spread >= 0:
-            raise ValueError(f"init_spread must be >= 0; got {init_spread!r}")
-        self.num_components = num_components
-        self._init_scale = init_scale
-        self._init_spread = float(init_spread)
-        self._init_seed = int(init_seed)
+        settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
+        self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
+        shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first step
         self.estimator = estimator
         super().__init__(model, init_loc_fn=init_loc_fn)
 
@@ -130,22 +130,22 @@ class AutoDiagonalNormalMixture(AutoContinuous):
 
     @torch.no_grad()
     def median(self, *args, **kwargs):
-        """The location of the heaviest component (largest weight), mapped to each site.
+        """Marginal median of each unconstrained coordinate, mapped to each site: ``quantiles([0.5])``.
 
-        A mixture has no multivariate median; this is the approximate mode of the dominant
-        component, which (unlike the mixture mean or the coordinate-wise median) lies in a
-        high-density region even when the posterior is multimodal.  For the marginal
-        medians of each coordinate use ``quantiles([0.5])``.
+        The same definition as ``numpyro_gmm.AutoDiagonalNormalMixture.median`` (and as
+        ``AutoDiagonalNormal``, whose median is its ``quantiles([0.5])``).  For a multimodal
+        posterior it can lie between the modes (see the class docstring).
         """
-        heaviest = int(torch.argmax(self.logits))
-        return self._unpack_to_sites(self.locs[heaviest].detach())
+        return {name: value[0] for name, value in self.quantiles([0.5], *args, **kwargs).items()}
 
     @torch.no_grad()
     def quantiles(self, quantiles, *args, **kwargs):
-        """Marginal quantiles of each unconstrained coordinate under the mixture, mapped to each site.
+        r"""Marginal quantiles of each unconstrained coordinate under the mixture, mapped to each site.
 
-        Each coordinate's marginal is the 1-D mixture :math:`\\sum_k\\pi_k N(\\mu_{kl},\\sigma_{kl}^2)`;
-        its quantiles are found by bisection (:func:`shared_math.marginal_quantiles.marginal_quantile`).
+        Each coordinate's marginal is the 1-D mixture :math:`\sum_k\pi_k N(\mu_{kl},\sigma_{kl}^2)`;
+        its quantiles are found by bisection (:func:`shared_math.marginal_quantiles.marginal_quantile`);
+        0 and 1 give :math:`\mp\infty`, values outside :math:`[0, 1]` and NaN give NaN
+        (as ``AutoDiagonalNormal.quantiles``), in both adapters.
         As in ``AutoDiagonalNormal.quantiles``, each site's constraining transform is applied
         to the coordinate-wise quantiles (exact for transforms that act coordinate-wise and
         monotonically, e.g. ``exp``/``sigmoid``).  Returns a dict of tensors with a leading

@@ -23,6 +23,7 @@ Distributions", arXiv:1607.05690 (2016).
 
 from __future__ import annotations
 
+import array_api_compat
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
@@ -31,34 +32,48 @@ import shared_math
 
 
 def _is_tracing():
-    """Whether values are symbolic right now (``torch.jit.trace``), so cannot be inspected."""
-    return torch._C._get_tracing_state() is not None
+    """Whether values are symbolic right now (``torch.jit.trace``, ``torch.compile``), so
+    cannot be inspected (parameter values are then not validated, as in NumPyro under ``jit``)."""
+    return torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
 
 
-def _as_float_tensors(locs, scales, logits):
-    """The three parameters as tensors of one floating dtype (tensors of that dtype pass
-    through untouched, so ``requires_grad`` and views survive)."""
-    tensors = [value if isinstance(value, torch.Tensor) else torch.as_tensor(value) for value in (locs, scales, logits)]
-    dtype = torch.result_type(tensors[0], tensors[1])
-    dtype = torch.promote_types(dtype, tensors[2].dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.promote_types(dtype, torch.get_default_dtype())
-    return tuple(t if t.dtype == dtype else t.to(dtype) for t in tensors)
+#: The array-API view of torch, for :func:`shared_math.parameter_dtype`.
+_TORCH_NAMESPACE = array_api_compat.array_namespace(torch.empty(0))
 
 
-class _MixtureSample(torch.autograd.Function):
+def _as_parameter_tensors(*values):
+    """``values`` as tensors of one floating dtype (:func:`shared_math.parameter_dtype`: the
+    promotion of the floating tensors' dtypes; numbers and lists adopt it) on the device of
+    the first tensor.  Tensors of that dtype pass through untouched, so ``requires_grad``
+    and views survive; others are converted differentiably."""
+    values = [torch.as_tensor(v) if not isinstance(v, torch.Tensor) and hasattr(v, "dtype") else v for v in values]
+    dtype = shared_math.parameter_dtype(values, _TORCH_NAMESPACE)
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), None)
+    return tuple(
+        (v if v.dtype == dtype else v.to(dtype)) if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=dtype, device=device)
+        for v in values
+    )
+
+
+class _MixtureSampleBackward(torch.autograd.Function):
     r"""Identity on the drawn sample :math:`x`, with the mixture's sample gradient as backward.
 
     Inputs: ``(x, locs, scales, logits, component_one_hot, noise, estimator)`` where ``x`` was
     drawn (without gradient) as ``shared_math.sample_from_noise(locs, scales, component_one_hot,
-    noise)``.  The backward returns ``(locs_bar, scales_bar, logits_bar)`` from
-    :func:`shared_math.sample_vjp` for the estimator, already summed to
-    each parameter's shape (sample and broadcast dimensions).
+    noise)``.  :meth:`backward` returns ``(locs_bar, scales_bar, logits_bar)`` from
+    :func:`shared_math.sample_vjp`, already summed to each parameter's shape; ``x`` itself
+    gets no derivative (the noise is held fixed).
 
-    The output sample itself is what the backward reads, so a second differentiation
-    (``create_graph=True``) also sees :math:`x` move with the parameters through this same
-    Function: for ``"implicit"`` that is the exact second derivative of the sample at fixed
+    The Function saves its *input* ``x``, not the returned tensor, so the caller may edit the
+    sample in place (``x.add_(1)``) before calling ``backward``, as with ``Normal.rsample``.
+    A second differentiation (``create_graph=True``) still sees :math:`x` move with the
+    parameters: with grad mode on, the backward re-attaches the saved ``x`` to the
+    parameters through :func:`_sample_function` before differentiating, so for
+    ``"implicit"`` the result is the exact second derivative of the sample at fixed
     :math:`u=T(x;\theta)`.
+
+    Reverse mode only: this is the Function used under ``torch.compile``, whose tracer
+    refuses Functions with a custom ``jvp``.  Eager code uses :class:`_MixtureSample`.
     """
 
     generate_vmap_rule = True
@@ -69,13 +84,15 @@ class _MixtureSample(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, locs, scales, logits, component_one_hot, noise, estimator = inputs
+        x, locs, scales, logits, component_one_hot, noise, estimator = inputs
         ctx.estimator = estimator
-        ctx.save_for_backward(output, locs, scales, logits, component_one_hot, noise)
+        ctx.save_for_backward(x, locs, scales, logits, component_one_hot, noise)
 
     @staticmethod
     def backward(ctx, grad_x):
         x, locs, scales, logits, component_one_hot, noise = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: let d(backward)/dtheta see x(theta)
+            x = _sample_function().apply(x, locs, scales, logits, component_one_hot, noise, ctx.estimator)
         locs_bar, scales_bar, logits_bar = shared_math.sample_vjp(
             ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
         )
@@ -89,6 +106,31 @@ class _MixtureSample(torch.autograd.Function):
             None,
             None,
         )
+
+
+class _MixtureSample(_MixtureSampleBackward):
+    r""":class:`_MixtureSampleBackward` plus forward mode: :meth:`jvp` returns :math:`\dot x`
+    from :func:`shared_math.sample_jvp` (``torch.func.jvp``/``jacfwd``/``hessian`` and
+    ``torch.autograd.forward_ad``); ``x`` is held fixed in both modes."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _MixtureSampleBackward.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*inputs[:6])
+
+    @staticmethod
+    def jvp(ctx, x_dot, locs_dot, scales_dot, logits_dot, component_one_hot_dot, noise_dot, estimator_dot):
+        del x_dot, component_one_hot_dot, noise_dot, estimator_dot  # held fixed, as in backward
+        x, locs, scales, logits, component_one_hot, noise = ctx.saved_tensors
+        return shared_math.sample_jvp(
+            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot
+        )
+
+
+def _sample_function():
+    """:class:`_MixtureSample` in eager code; :class:`_MixtureSampleBackward` while
+    ``torch.compile`` traces (it cannot trace a custom ``jvp``; compiled code is reverse mode)."""
+    return _MixtureSampleBackward if torch.compiler.is_compiling() else _MixtureSample
 
 
 class DiagNormalMixture(TorchDistribution):
@@ -129,7 +171,7 @@ class DiagNormalMixture(TorchDistribution):
     has_rsample = True
 
     def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
-        locs, scales, logits = _as_float_tensors(locs, scales, logits)
+        locs, scales, logits = _as_parameter_tensors(locs, scales, logits)
         batch_shape, num_components, event_size = shared_math.mixture_shapes(locs.shape, scales.shape, logits.shape)
         self.locs, self.scales, self.logits = locs, scales, logits
         self.num_components = num_components
@@ -138,6 +180,15 @@ class DiagNormalMixture(TorchDistribution):
         if validate and not _is_tracing():
             shared_math.check_parameter_values(locs, scales, logits)
         super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
+
+    @classmethod
+    def infer_shapes(cls, locs, scales, logits, **other_arguments):
+        """``(batch_shape, event_shape)`` of a mixture built from parameters of these shapes
+        (Pyro's ``infer_shapes``; the shapes given for non-tensor arguments such as
+        ``estimator`` are ignored).  Bad shapes raise the constructor's ``ValueError``."""
+        del other_arguments
+        batch_shape, _, event_size = shared_math.mixture_shapes(locs, scales, logits)
+        return torch.Size(batch_shape), torch.Size((event_size,))
 
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
@@ -164,10 +215,26 @@ class DiagNormalMixture(TorchDistribution):
 
     @property
     def probs(self):
-        """Mixture weights :math:`\\pi = \\mathrm{softmax}(\\ell)`, shape ``(..., K)``."""
+        r"""Mixture weights :math:`\pi = \mathrm{softmax}(\ell)`, shape ``(..., K)`` (the same
+        name in ``numpyro_gmm``)."""
         return torch.softmax(self.logits, dim=-1)
 
+    def marginal_quantiles(self, quantiles):
+        r"""Quantiles of each coordinate's marginal (a 1-D mixture with weights :math:`\pi`).
+
+        ``quantiles`` has shape ``(...)``; the result ``(...) + batch_shape + (D,)``.  0 and 1
+        give :math:`\mp\infty`, values outside :math:`[0, 1]` and NaN give NaN.  See
+        :func:`shared_math.marginal_quantiles.marginal_quantile`; the same method in
+        ``numpyro_gmm``.
+        """
+        from shared_math.marginal_quantiles import marginal_quantile
+
+        quantiles = torch.as_tensor(quantiles, dtype=self.locs.dtype, device=self.locs.device)
+        q = quantiles.reshape(quantiles.shape + (1,) * (len(self.batch_shape) + 1))
+        return marginal_quantile(q, self.locs, self.scales, self.logits)
+
     def log_prob(self, value):
+        shared_math.check_value_shape(value.shape, self.event_shape)
         if self._validate_args:
             self._validate_sample(value)
         log_prob = shared_math.log_prob(value, self.locs, self.scales, self.logits)
@@ -194,9 +261,11 @@ class DiagNormalMixture(TorchDistribution):
         """Reparameterized draw of shape ``sample_shape + batch_shape + (D,)``, differentiable
         with respect to ``locs``, ``scales`` and ``logits`` (estimator ``self.estimator``)."""
         component_one_hot, noise = self.draw_noise(sample_shape)
-        with torch.no_grad():
-            x = shared_math.sample_from_noise(self.locs, self.scales, component_one_hot, noise)
-        return _MixtureSample.apply(x, self.locs, self.scales, self.logits, component_one_hot, noise, self.estimator)
+        with torch.no_grad():  # detach too: no_grad does not stop forward-mode tangents
+            x = shared_math.sample_from_noise(self.locs.detach(), self.scales.detach(), component_one_hot, noise)
+        return _sample_function().apply(
+            x, self.locs, self.scales, self.logits, component_one_hot, noise, self.estimator
+        )
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import pyro.distributions as dist
 
+import shared_math
+
 from .distribution import DiagNormalMixture
 
 _SUPPORTED = (
@@ -76,6 +78,34 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         # Resolve "auto" now (fails early on an unknown estimator name).
         self._diag_mixture(validate_args=False)
 
+    @classmethod
+    def infer_shapes(cls, mixture_distribution, component_distribution, **other_arguments):
+        """``(batch_shape, event_shape)`` of the mixture of these two distributions (Pyro's
+        ``infer_shapes``).
+
+        The arguments are distributions, not tensors, so each is given either as the
+        distribution itself or by its shapes: ``mixture_distribution`` as its
+        ``batch_shape``, ``component_distribution`` as the pair ``(batch_shape,
+        event_shape)``.  The result is the broadcast of the mixing batch shape with the
+        component batch shape less its last (component) dimension, and the component event
+        shape.  Shapes given for other arguments (``estimator``) are ignored.
+        """
+        del other_arguments
+        if isinstance(mixture_distribution, torch.distributions.Distribution):
+            mixing_batch = mixture_distribution.batch_shape
+        else:
+            mixing_batch = tuple(mixture_distribution)
+        if isinstance(component_distribution, torch.distributions.Distribution):
+            component_batch, event_shape = component_distribution.batch_shape, component_distribution.event_shape
+        else:
+            component_batch, event_shape = component_distribution
+        if len(component_batch) < 1:
+            raise ValueError(f"component_distribution must have a batch dimension K; got batch shape {tuple(component_batch)}")
+        shared_math.broadcast_shapes(  # a ValueError naming the argument if they clash
+            ("mixture_distribution", mixing_batch), ("component_distribution", tuple(component_batch)[:-1])
+        )
+        return torch.Size(tuple(component_batch)[:-1]), torch.Size(event_shape)
+
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(ReparamMixtureSameFamily, _instance)
         new = super().expand(batch_shape, _instance=new)
@@ -92,6 +122,12 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         return DiagNormalMixture(
             locs, scales, self.mixture_distribution.logits, estimator=self.estimator, validate_args=validate_args
         )
+
+    def log_prob(self, value):
+        """As ``MixtureSameFamily.log_prob``, with a ``ValueError`` naming ``value`` when its
+        trailing dimensions are not the event shape (the same check as in ``numpyro_gmm``)."""
+        shared_math.check_value_shape(value.shape, self.event_shape)
+        return super().log_prob(value)
 
     def rsample(self, sample_shape=torch.Size()):
         """Reparameterized draw of shape ``sample_shape + batch_shape + event_shape``."""

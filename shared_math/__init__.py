@@ -16,6 +16,7 @@ Method: Graves (2016), "Stochastic Backpropagation through Mixture Density
 Distributions", arXiv:1607.05690; notation, derivation and algorithm in ``docs/design.md``.
 """
 
+from ._backend import parameter_dtype
 from .estimators import (
     AUTO_ESTIMATOR,
     ESTIMATOR_CHOICES,
@@ -45,7 +46,7 @@ from .mixture import (
     sample_from_noise,
     variance,
 )
-from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
+from .validation import broadcast_shapes, check_parameter_values, check_value_shape, guide_settings, mixture_shapes
 
 __all__ = [
     "AUTO_ESTIMATOR",
@@ -57,10 +58,12 @@ __all__ = [
     "broadcast_shapes",
     "cdf",
     "check_parameter_values",
+    "check_value_shape",
     "component_offsets",
     "conditional_log_weights",
     "distributional_transform",
     "get_family",
+    "guide_settings",
     "hybrid_jvp",
     "hybrid_vjp",
     "implicit_jvp",
@@ -71,6 +74,7 @@ __all__ = [
     "mean",
     "mixture_shapes",
     "one_hot",
+    "parameter_dtype",
     "rao_blackwell_jvp",
     "rao_blackwell_vjp",
     "resolve_estimator",

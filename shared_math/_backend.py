@@ -12,7 +12,8 @@ Dispatched here:
   ``jax.scipy.special``), then an array-API implementation from :mod:`shared_math._special`
   (``betainc``, which torch lacks), then SciPy on the host for any other standard namespace
   (``array-api-strict`` in tests);
-* ``promote``: the common floating dtype of the inputs (at least float32);
+* ``promote``: the common floating dtype of the inputs (at least float32), and
+  ``parameter_dtype``: the one rule both adapters use to choose their parameters' dtype;
 * ``sequential_scan``: the O(D) sweeps of the implicit gradient.  ``jax.lax.scan`` for JAX
   (one traced step instead of D unrolled ones; JAX can transpose it), a Python loop elsewhere;
 * ``subnormals_flushed``: a context in which torch flushes subnormal results to zero on
@@ -64,34 +65,43 @@ def promote(*arrays, xp=None):
     return xp, [a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
 
 
-#: Native special functions: ``name -> {backend: (module, attribute)}``.  Backends are
-#: ``"numpy"`` (SciPy), ``"torch"`` and ``"jax"``; a name a backend lacks falls back to
+def parameter_dtype(values, xp):
+    r"""The one floating dtype that distribution parameters ``values`` are converted to.
+
+    Both adapters choose it this way:
+
+    * arrays with a real floating dtype decide; their dtypes (not the arrays) are promoted
+      with ``xp.result_type``, the array API's table, so a float64 scalar array and a
+      float32 matrix give float64 in every backend (torch's own ``result_type`` would
+      give float32 there, and ``torch.compile`` cannot trace it: it returns a dtype);
+    * Python numbers and sequences, integer or boolean arrays and JAX's weakly typed
+      arrays adopt that dtype;
+    * when no array is floating, the result is ``xp``'s default floating dtype
+      (``torch.get_default_dtype()``; float64 in JAX with x64 enabled, else float32;
+      float64 in NumPy).
+    """
+    floating = [
+        value.dtype
+        for value in values
+        if hasattr(value, "dtype")
+        and not getattr(value, "weak_type", False)
+        and xp.isdtype(value.dtype, "real floating")
+    ]
+    if not floating:
+        return xp.__array_namespace_info__().default_dtypes()["real floating"]
+    return xp.result_type(*floating)
+
+
+#: Native special functions: ``name -> {backend: attribute path}``, the path relative to the
+#: backend's root module (:func:`_native_root`: ``scipy.special`` for NumPy, ``torch``,
+#: ``jax.scipy.special``).  A name a backend lacks falls back to
 #: :data:`ARRAY_API_SPECIAL_FUNCTIONS`, then to SciPy on the host.
 NATIVE_SPECIAL_FUNCTIONS = {
-    "erfc": {
-        "numpy": ("scipy.special", "erfc"),
-        "torch": ("torch.special", "erfc"),
-        "jax": ("jax.scipy.special", "erfc"),
-    },
-    "log_ndtr": {
-        "numpy": ("scipy.special", "log_ndtr"),
-        "torch": ("torch.special", "log_ndtr"),
-        "jax": ("jax.scipy.special", "log_ndtr"),
-    },
-    "lgamma": {
-        "numpy": ("scipy.special", "gammaln"),
-        "torch": ("torch", "lgamma"),
-        "jax": ("jax.scipy.special", "gammaln"),
-    },
-    "digamma": {
-        "numpy": ("scipy.special", "digamma"),
-        "torch": ("torch.special", "digamma"),
-        "jax": ("jax.scipy.special", "digamma"),
-    },
-    "betainc": {
-        "numpy": ("scipy.special", "betainc"),
-        "jax": ("jax.scipy.special", "betainc"),
-    },
+    "erfc": {"numpy": "erfc", "torch": "special.erfc", "jax": "erfc"},
+    "log_ndtr": {"numpy": "log_ndtr", "torch": "special.log_ndtr", "jax": "log_ndtr"},
+    "lgamma": {"numpy": "gammaln", "torch": "lgamma", "jax": "gammaln"},
+    "digamma": {"numpy": "digamma", "torch": "special.digamma", "jax": "digamma"},
+    "betainc": {"numpy": "betainc", "jax": "betainc"},
 }
 
 #: Array-API implementations (:mod:`shared_math._special`) of functions a backend lacks.
@@ -113,6 +123,22 @@ def backend_name(xp):
     return "other"
 
 
+def _native_root(backend):
+    """The module that :data:`NATIVE_SPECIAL_FUNCTIONS` paths start from (plain import
+    statements, which ``torch.compile`` traces; ``importlib`` it does not)."""
+    if backend == "torch":
+        import torch
+
+        return torch
+    if backend == "jax":
+        import jax.scipy.special
+
+        return jax.scipy.special
+    import scipy.special
+
+    return scipy.special
+
+
 def special(name, xp, *, native=True):
     """The special function ``name`` for arrays of namespace ``xp`` (elementwise; arrays in,
     arrays of the same namespace out).
@@ -121,13 +147,13 @@ def special(name, xp, *, native=True):
     (:data:`ARRAY_API_SPECIAL_FUNCTIONS`), SciPy on the host.  ``native=False`` skips the
     native version (tests compare the fallback against SciPy on every backend).
     """
-    import importlib
-
     backend = backend_name(xp)
-    native_entry = NATIVE_SPECIAL_FUNCTIONS[name].get(backend) if native else None
-    if native_entry is not None:
-        module, attribute = native_entry
-        return getattr(importlib.import_module(module), attribute)
+    path = NATIVE_SPECIAL_FUNCTIONS[name].get(backend) if native else None
+    if path is not None:
+        function = _native_root(backend)
+        for attribute in path.split("."):
+            function = getattr(function, attribute)
+        return function
     if name in ARRAY_API_SPECIAL_FUNCTIONS:
         from . import _special
 
@@ -161,6 +187,9 @@ def subnormals_flushed(xp):
         return
     import torch
 
+    if torch.compiler.is_compiling():
+        yield
+        return
     already = torch.tensor(1e-40, dtype=torch.float32).item() == 0.0
     if already or not torch.set_flush_denormal(True):
         yield

@@ -39,6 +39,7 @@ name           :math:`g(z)`                                shape parameters
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ._backend import LOG_SQRT_2PI, special
@@ -63,7 +64,7 @@ def tail_floor(dtype, xp):
 
 
 def _sign(values, xp):
-    """:math:`\pm1` by the sign bit of ``values`` (:math:`+1` at :math:`+0`)."""
+    r""":math:`\pm1` by the sign bit of ``values`` (:math:`+1` at :math:`+0`)."""
     return xp.copysign(xp.ones_like(values[(slice(0, 1),) * values.ndim] if values.ndim else values), values)
 
 
@@ -167,21 +168,17 @@ def normal_tail_limit(dtype, xp):
     return _normal_tail_limit(float(xp.finfo(dtype).smallest_normal))
 
 
-_NORMAL_TAIL_LIMITS: dict[float, float] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _normal_tail_limit(smallest_normal):
-    if smallest_normal not in _NORMAL_TAIL_LIMITS:
-        floor = math.e * smallest_normal
-        low, high = 0.0, 40.0
-        for _ in range(60):
-            middle = 0.5 * (low + high)
-            if 0.5 * math.erfc(middle * _SQRT_HALF) >= floor:
-                low = middle
-            else:
-                high = middle
-        _NORMAL_TAIL_LIMITS[smallest_normal] = low
-    return _NORMAL_TAIL_LIMITS[smallest_normal]
+    floor = math.e * smallest_normal
+    low, high = 0.0, 40.0
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        if 0.5 * math.erfc(middle * _SQRT_HALF) >= floor:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def normal_tail(abs_z, xp):

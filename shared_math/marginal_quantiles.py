@@ -10,9 +10,16 @@ contains every quantile representable in float64 (:math:`\Phi(-40)\approx 4\cdot
 
 Used by the autoguides for ``median`` and ``quantiles`` (per-coordinate marginals, mapped
 through each latent site's monotone transform).
+
+**Edge values** (the same as a Normal's ``icdf`` in torch and ``ndtri`` in JAX, so the same
+as ``AutoDiagonalNormal.quantiles`` in both frameworks): :math:`q=0` gives :math:`-\infty`,
+:math:`q=1` gives :math:`+\infty`, and :math:`q` outside :math:`[0, 1]` or NaN gives NaN
+(no exception, so it also holds inside ``jax.jit``).
 """
 
 from __future__ import annotations
+
+import math
 
 from ._backend import sequential_scan
 from ._backend import promote
@@ -34,8 +41,9 @@ def marginal_quantile(q, locs, scales, logits, *, xp=None):
     A fixed number of bisection steps (115 in float64, 55 in float32) through
     ``sequential_scan`` (``jax.lax.scan`` for JAX: one compiled step).
 
-    ``q`` (values in :math:`(0, 1)`) broadcasts against ``batch_shape + (D,)``;
-    ``locs``/``scales`` have shape ``(..., K, D)`` and ``logits`` ``(..., K)``.  Returns the
+    ``q`` broadcasts against ``batch_shape + (D,)``; values in :math:`(0, 1)` are found by
+    bisection, 0 and 1 give :math:`\mp\infty` and anything else (outside :math:`[0, 1]`,
+    NaN) gives NaN.  ``locs``/``scales`` have shape ``(..., K, D)`` and ``logits`` ``(..., K)``.  Returns the
     broadcast shape of ``q`` and ``batch_shape + (D,)``.  Not differentiable (bisection).
     """
     xp, (q, locs, scales, logits) = promote(q, locs, scales, logits, xp=xp)
@@ -44,7 +52,8 @@ def marginal_quantile(q, locs, scales, logits, *, xp=None):
     logits_by_dim = logits[..., None, :]
     lower = xp.min(locs_by_dim - BRACKET_HALF_WIDTH * scales_by_dim, axis=-1)
     upper = xp.max(locs_by_dim + BRACKET_HALF_WIDTH * scales_by_dim, axis=-1)
-    log_q = xp.log(q)
+    inside = (q > 0.0) & (q < 1.0)
+    log_q = xp.log(xp.where(inside, q, xp.full_like(q, 0.5)))  # edge values are set at the end
     shape = tuple(xp.broadcast_arrays(log_q, lower)[0].shape)
     lower = xp.broadcast_to(lower, shape)
     upper = xp.broadcast_to(upper, shape)
@@ -57,4 +66,7 @@ def marginal_quantile(q, locs, scales, logits, *, xp=None):
 
     steps = xp.zeros((_bisection_steps(xp, lower.dtype),), dtype=lower.dtype)
     (lower, upper), _ = sequential_scan(halve, (lower, upper), (steps,), xp)
-    return 0.5 * (lower + upper)
+    quantile = 0.5 * (lower + upper)
+    quantile = xp.where(inside, quantile, xp.full_like(quantile, math.nan))
+    quantile = xp.where(q == 0.0, xp.full_like(quantile, -math.inf), quantile)
+    return xp.where(q == 1.0, xp.full_like(quantile, math.inf), quantile)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import operator
+
 from ._backend import get_namespace
 
 
@@ -61,14 +64,76 @@ def broadcast_shapes(*named_shapes):
 def check_parameter_values(locs, scales, logits, *, xp=None):
     """``ValueError`` if ``locs``/``logits`` hold NaN or infinity or ``scales`` are not positive and finite.
 
-    Needs concrete values (call outside ``jax.jit`` tracing).
+    Needs concrete values (call outside ``jax.jit`` tracing); a parameter given as ``None``
+    is skipped (the adapters pass ``None`` for one that is not concrete).
     """
     xp = get_namespace(locs, scales, logits) if xp is None else xp
-    if bool(xp.any(~xp.isfinite(locs))):
+    if locs is not None and bool(xp.any(~xp.isfinite(locs))):
         raise ValueError("locs must be finite (found NaN or infinity)")
-    if bool(xp.any(~xp.isfinite(logits))):
+    if logits is not None and bool(xp.any(~xp.isfinite(logits))):
         raise ValueError("logits must be finite (found NaN or infinity)")
+    if scales is None:
+        return
     if bool(xp.any(xp.isnan(scales))):
         raise ValueError("scales must be positive (found NaN)")
     if bool(xp.any(~(scales > 0))) or bool(xp.any(~xp.isfinite(scales))):
         raise ValueError("scales must be positive and finite (found a value <= 0 or infinity)")
+
+
+def check_value_shape(value_shape, event_shape):
+    """``ValueError`` naming ``value`` unless its trailing dimensions equal ``event_shape``.
+
+    Shapes are static in every framework (also inside ``jax.jit``), so both adapters check
+    this always, whether or not argument validation is on.
+    """
+    value_shape, event_shape = tuple(value_shape), tuple(event_shape)
+    if event_shape and value_shape[-len(event_shape) :] != event_shape:
+        raise ValueError(
+            f"value has shape {value_shape}, but its last dimensions must be the event shape "
+            f"{event_shape} of the mixture"
+        )
+
+
+def guide_settings(num_components, init_scale, init_spread, init_seed):
+    """The autoguides' shared arguments, checked and normalised:
+    ``(int num_components, float init_scale, float init_spread, int init_seed)``.
+
+    ``num_components`` a positive integer; ``init_scale`` a finite real number > 0 (an
+    integer such as ``1`` is accepted); ``init_spread`` a finite real number >= 0;
+    ``init_seed`` an integer.  Python, NumPy and 0-d array numbers are accepted, booleans
+    and strings are not.  Anything else raises ``ValueError`` naming the argument.  Both
+    adapters call this, so they accept and reject the same values with the same messages.
+    """
+    components = _as_integer(num_components)
+    if components is None or components < 1:
+        raise ValueError(f"num_components must be a positive integer; got {num_components!r}")
+    scale = _as_real(init_scale)
+    if scale is None or not math.isfinite(scale) or not scale > 0:
+        raise ValueError(f"init_scale must be a finite number > 0; got {init_scale!r}")
+    spread = _as_real(init_spread)
+    if spread is None or not math.isfinite(spread) or not spread >= 0:
+        raise ValueError(f"init_spread must be a finite number >= 0; got {init_spread!r}")
+    seed = _as_integer(init_seed)
+    if seed is None:
+        raise ValueError(f"init_seed must be an integer; got {init_seed!r}")
+    return components, scale, spread, seed
+
+
+def _as_integer(value):
+    """``value`` as an ``int`` if it is an integer (``operator.index``), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _as_real(value):
+    """``value`` as a ``float`` if it is a real number (not a bool or a string), else ``None``."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
