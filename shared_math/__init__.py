@@ -42,6 +42,7 @@ from .mixture import (
     log_prob,
     mean,
     one_hot,
+    responsibilities,
     sample_from_noise,
     variance,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "rao_blackwell_jvp",
     "rao_blackwell_vjp",
     "resolve_estimator",
+    "responsibilities",
     "sample_from_noise",
     "sample_jvp",
     "sample_vjp",
