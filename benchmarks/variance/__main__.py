@@ -1,6 +1,6 @@
 """Run the variance study: ``python -m benchmarks.variance`` from the repository root.
 
-About 5 CPU-minutes; rewrites the generated blocks of ``docs/estimators.md`` and the figure
+About 2 CPU-minutes (``OMP_NUM_THREADS=1``); rewrites the generated blocks of ``docs/estimators.md`` and the figure
 ``docs/estimators_variance.png``.  ``--quick`` is a smoke run that prints the tables.
 """
 
