@@ -30,7 +30,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/run_all.py
-	$(PY) benchmarks/variance_study.py
+	$(PY) -m benchmarks.variance
 
 clean:
 	rm -rf $(VENV)

@@ -43,6 +43,7 @@ from .mixture import (
     log_prob,
     mean,
     one_hot,
+    responsibilities,
     sample_from_noise,
     variance,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "rao_blackwell_jvp",
     "rao_blackwell_vjp",
     "resolve_estimator",
+    "responsibilities",
     "sample_from_noise",
     "sample_jvp",
     "sample_vjp",

@@ -110,6 +110,26 @@ def log_prob(x, locs, scales, logits, *, family="normal", shape_params=(), xp=No
     return logsumexp(log_softmax(logits, xp) + xp.sum(log_density, axis=-1), -1, xp)
 
 
+def responsibilities(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+    r"""Posterior component probabilities of points ``x``, shape ``(..., K)``:
+
+    .. math::
+
+        r_k(x) = \frac{\pi_k\prod_d N_{kd}(x_d)}{\sum_j\pi_j\prod_d N_{jd}(x_d)},
+
+    the probability that component :math:`k` drew :math:`x` (the E-step of EM, and the
+    weights of the ``"rao_blackwell"`` estimator, :func:`shared_math.rao_blackwell_vjp`).
+    They are the conditional weights :func:`conditional_log_weights` would give a
+    coordinate after the last one.  Computed in log space; NaN where :math:`x` has zero
+    density under every component (0/0).
+    """
+    family, shape_params = family_and_shape(family, shape_params)
+    xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
+    _, log_density = standardize(x, locs, scales, xp, family, shape_params)
+    log_joint = log_softmax(logits, xp) + xp.sum(log_density, axis=-1)
+    return xp.exp(log_joint - logsumexp(log_joint, -1, xp, keepdims=True))
+
+
 def log_cdf(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
     r"""Log CDF of a 1-D mixture: :math:`\log\sum_k \pi_k G((x-\mu_k)/\sigma_k)`.
 
