@@ -44,26 +44,31 @@ import shared_math
 
 
 def _identity_with_tangent(tangent, doc):
-    """A ``jax.custom_jvp`` identity ``(x0, locs, scales, logits) -> x0`` whose tangent is
-    ``tangent(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)``.
+    """A ``jax.custom_jvp`` identity ``(family, x0, locs, scales, logits, shape_params) -> x0``
+    whose tangent is ``tangent(x, locs, scales, logits, locs_dot, scales_dot, logits_dot,
+    family=family, shape_params=shape_params)``.
 
-    ``x0`` (shape ``(..., D)``) must be a draw from the mixture with these parameters,
-    carried without gradient; ``x0`` itself gets no tangent (the noise is held fixed).  The
-    rule computes its primal through the custom function itself and evaluates the tangent
-    at that primal, so when JAX differentiates the rule, d(tangent)/dx is chained through
-    the same rule (correct higher derivatives).
+    ``family`` (a :mod:`shared_math.families` name, static) and ``shape_params`` (a tuple of
+    arrays, held fixed: their tangents are ignored) describe the components.  ``x0`` (shape
+    ``(..., D)``) must be a draw from the mixture with these parameters, carried without
+    gradient; ``x0`` itself gets no tangent (the noise is held fixed).  The rule computes its
+    primal through the custom function itself and evaluates the tangent at that primal, so
+    when JAX differentiates the rule, d(tangent)/dx is chained through the same rule
+    (correct higher derivatives).
     """
 
-    @jax.custom_jvp
-    def attach(x0, locs, scales, logits):
+    @partial(jax.custom_jvp, nondiff_argnums=(0,))
+    def attach(family, x0, locs, scales, logits, shape_params):
         return x0
 
     @attach.defjvp
-    def _attach_jvp(primals, tangents):
-        x0, locs, scales, logits = primals
-        _, locs_dot, scales_dot, logits_dot = tangents
-        x = attach(x0, locs, scales, logits)
-        return x, tangent(x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
+    def _attach_jvp(family, primals, tangents):
+        x0, locs, scales, logits, shape_params = primals
+        _, locs_dot, scales_dot, logits_dot, _ = tangents
+        x = attach(family, x0, locs, scales, logits, shape_params)
+        return x, tangent(
+            x, locs, scales, logits, locs_dot, scales_dot, logits_dot, family=family, shape_params=shape_params
+        )
 
     attach.__doc__ = doc
     return attach
@@ -82,34 +87,56 @@ attach_rao_blackwell = _identity_with_tangent(
 )
 
 
-@jax.custom_jvp
-def attach_logits_implicit(x, locs, scales, logits):
-    """Identity in ``x`` that adds the implicit gradient with respect to ``logits`` only.
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def attach_logits_implicit(family, x, locs, scales, logits, shape_params):
+    r"""Identity in ``x`` that adds the implicit gradient with respect to ``logits`` only.
 
     ``x = sample_from_noise(locs, scales, one_hot, noise)`` keeps its own (chosen-component)
     derivative with respect to ``locs`` and ``scales``; this rule passes it through and adds
-    :math:`\\dot x^{\\text{implicit}}(\\dot\\ell)` (Graves Eq. 22 in forward mode).
+    :math:`\dot x^{\text{implicit}}(\dot\ell)` (Graves Eq. 22 in forward mode).
     """
     return x
 
 
 @attach_logits_implicit.defjvp
-def _attach_logits_implicit_jvp(primals, tangents):
-    x, locs, scales, logits = primals
-    x_dot, _, _, logits_dot = tangents
-    x_out = attach_logits_implicit(x, locs, scales, logits)
-    logits_part = shared_math.implicit_jvp(x_out, locs, scales, logits, None, None, logits_dot)
+def _attach_logits_implicit_jvp(family, primals, tangents):
+    x, locs, scales, logits, shape_params = primals
+    x_dot, _, _, logits_dot, _ = tangents
+    x_out = attach_logits_implicit(family, x, locs, scales, logits, shape_params)
+    logits_part = shared_math.implicit_jvp(
+        x_out, locs, scales, logits, None, None, logits_dot, family=family, shape_params=shape_params
+    )
     return x_out, x_dot + logits_part
 
 
-def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype):
+def standard_noise(key, family, shape, chosen_shape_params, dtype):
+    """Draws of the standardized ``family`` (location 0, scale 1); ``chosen_shape_params`` are
+    the shape parameters of each draw's component (shape ``shape``).  Drawn flat and
+    reshaped (see :func:`draw_component_and_noise`)."""
+    size = math.prod(shape)
+    if family == "student_t":
+        (df,) = chosen_shape_params
+        return jax.random.t(key, jax.lax.stop_gradient(df), shape, dtype)
+    samplers = {
+        "normal": jax.random.normal,
+        "logistic": jax.random.logistic,
+        "laplace": jax.random.laplace,
+        "cauchy": jax.random.cauchy,
+        "gumbel": jax.random.gumbel,
+    }
+    return jnp.reshape(samplers[family](key, (size,), dtype), shape)
+
+
+def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype, family="normal", shape_params=()):
     r"""The random part of an ancestral draw, with no gradient.
 
     Returns ``(component_one_hot, noise)`` of shapes ``sample_batch_shape + (K,)`` and
     ``sample_batch_shape + (D,)``: the component is :math:`\arg\max_k(\ell_k + g_k)` with
-    Gumbel noise :math:`g` (what ``jax.random.categorical`` does), the noise is standard
-    normal.  Both are drawn as flat vectors and reshaped: XLA on CPU compiles the
-    threefry generator for a flat shape several times faster than for a many-dimensional one.
+    Gumbel noise :math:`g` (what ``jax.random.categorical`` does), the noise is a draw of the
+    standardized ``family`` (standard normal by default) with the chosen component's shape
+    parameters (``shape_params`` broadcast to ``sample_batch_shape + (K, D)``).  Both are
+    drawn as flat vectors and reshaped: XLA on CPU compiles the threefry generator for a
+    flat shape several times faster than for a many-dimensional one.
     """
     key_component, key_noise = jax.random.split(key)
     sample_batch_shape = tuple(sample_batch_shape)
@@ -119,12 +146,13 @@ def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype)
     gumbel = jnp.reshape(gumbel, sample_batch_shape + (num_components,))
     component = jnp.argmax(jax.lax.stop_gradient(logits) + gumbel, axis=-1)
     component_one_hot = shared_math.one_hot(component, num_components, dtype)
-    noise = jax.random.normal(key_noise, (size * event_size,), dtype)
-    return component_one_hot, jnp.reshape(noise, sample_batch_shape + (event_size,))
+    chosen = tuple(jnp.sum(component_one_hot[..., None] * p, axis=-2) for p in shape_params)
+    noise = standard_noise(key_noise, family, sample_batch_shape + (event_size,), chosen, dtype)
+    return component_one_hot, noise
 
 
-@partial(jax.jit, static_argnames=("sample_shape", "estimator"))
-def reparameterized_sample_with_component(key, locs, scales, logits, sample_shape, estimator):
+@partial(jax.jit, static_argnames=("sample_shape", "estimator", "family"))
+def reparameterized_sample_with_component(key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=()):
     """``(x, component)``: a differentiable draw ``x`` of shape ``sample_shape + batch_shape
     + (D,)`` and the index of the component it was drawn from, shape ``sample_shape +
     batch_shape`` (integer; what NumPyro's ``MixtureSameFamily.sample_with_intermediates``
@@ -133,35 +161,42 @@ def reparameterized_sample_with_component(key, locs, scales, logits, sample_shap
     ``locs``/``scales`` have shape ``batch_shape + (K, D)`` and ``logits``
     ``batch_shape + (K,)`` (already broadcast, one floating dtype); ``sample_shape`` is a
     tuple and ``estimator`` is ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (already
-    resolved).  Jitted as a whole (one compilation per shape instead of one per primitive
+    resolved); ``family`` (static) and ``shape_params`` (broadcast like ``locs``) describe
+    the components.  Jitted as a whole (one compilation per shape instead of one per primitive
     when called eagerly); inside ``jit``/``grad``/``vmap`` it is traced through like any
     other function.
     """
     batch_shape = locs.shape[:-2]
     event_size = locs.shape[-1]
     sample_batch_shape = tuple(sample_shape) + tuple(batch_shape)
-    component_one_hot, noise = draw_component_and_noise(key, logits, sample_batch_shape, event_size, locs.dtype)
+    shape_params = tuple(jax.lax.stop_gradient(p) for p in shape_params)
+    component_one_hot, noise = draw_component_and_noise(
+        key, logits, sample_batch_shape, event_size, locs.dtype, family, shape_params
+    )
     component = jnp.argmax(component_one_hot, axis=-1)
     if estimator == "hybrid":
         x_direct = shared_math.sample_from_noise(locs, scales, component_one_hot, noise)
-        return attach_logits_implicit(x_direct, locs, scales, logits), component
+        return attach_logits_implicit(family, x_direct, locs, scales, logits, shape_params), component
     attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell}.get(estimator)
     if attach is None:
         raise ValueError(f"estimator must be 'implicit', 'hybrid' or 'rao_blackwell' here; got {estimator!r}")
     x0 = jax.lax.stop_gradient(shared_math.sample_from_noise(locs, scales, component_one_hot, noise))
-    return attach(x0, locs, scales, logits), component
+    return attach(family, x0, locs, scales, logits, shape_params), component
 
 
-def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator):
+def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=()):
     """The draw of :func:`reparameterized_sample_with_component` alone."""
-    return reparameterized_sample_with_component(key, locs, scales, logits, sample_shape, estimator)[0]
+    return reparameterized_sample_with_component(
+        key, locs, scales, logits, sample_shape, estimator, family, tuple(shape_params)
+    )[0]
 
 
-#: :func:`shared_math.log_prob`, :func:`shared_math.mean` and :func:`shared_math.variance`,
-#: jitted as wholes (see :func:`reparameterized_sample`).
-mixture_log_prob = jax.jit(shared_math.log_prob)
-mixture_mean = jax.jit(shared_math.mean)
-mixture_variance = jax.jit(shared_math.variance)
+#: :func:`shared_math.log_prob`, :func:`shared_math.mean`, :func:`shared_math.variance` and
+#: :func:`shared_math.cdf`, jitted as wholes (see :func:`reparameterized_sample`).
+mixture_log_prob = jax.jit(shared_math.log_prob, static_argnames=("family",))
+mixture_mean = jax.jit(shared_math.mean, static_argnames=("family",))
+mixture_variance = jax.jit(shared_math.variance, static_argnames=("family",))
+mixture_cdf = jax.jit(shared_math.cdf, static_argnames=("family",))
 
 
 @partial(jax.jit, static_argnames=("batch_shape", "dtype"))

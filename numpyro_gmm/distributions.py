@@ -10,8 +10,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-from numpyro.distributions import constraints
-from numpyro.distributions.continuous import Normal
+from numpyro.distributions import constraints, continuous
 from numpyro.distributions.discrete import CategoricalLogits, CategoricalProbs
 from numpyro.distributions.distribution import Distribution, ExpandedDistribution, Independent
 from numpyro.distributions.mixtures import MixtureSameFamily
@@ -203,9 +202,29 @@ class DiagNormalMixture(Distribution):
         )
 
 
-def _normal_parameters(component_distribution):
-    """``(loc, scale, event_size)`` of a ``Normal`` component (possibly expanded and/or
-    ``to_event(1)``), broadcast to its batch (and event) shape; ``None`` if it is not one."""
+#: Supported component classes: ``class -> (shared_math family name, shape parameter attributes)``
+#: (exact classes: a subclass may change the density).
+COMPONENT_FAMILIES = {
+    continuous.Normal: ("normal", ()),
+    continuous.Logistic: ("logistic", ()),
+    continuous.Laplace: ("laplace", ()),
+    continuous.Cauchy: ("cauchy", ()),
+    continuous.Gumbel: ("gumbel", ()),
+    continuous.StudentT: ("student_t", ("df",)),
+}
+
+_SUPPORTED = (
+    "ReparamMixtureSameFamily supports Categorical mixing with components of class "
+    + ", ".join(cls.__name__ for cls in COMPONENT_FAMILIES)
+    + " (scalar event, or .to_event(1) / Independent(..., 1) for a vector event; optionally expanded)"
+)
+
+
+def component_family(component_distribution):
+    """``(family, loc, scale, shape_params, event_size)`` of a supported component distribution
+    (possibly expanded and/or ``to_event(1)``), parameters broadcast to its batch (and event)
+    shape with a trailing event axis (``event_size`` is ``None`` for scalar components, whose
+    parameters get a trailing axis of size 1); ``None`` if it is not supported."""
     base = component_distribution
     reinterpreted = 0
     if isinstance(base, Independent):
@@ -213,36 +232,37 @@ def _normal_parameters(component_distribution):
         base = base.base_dist
     if reinterpreted > 1:
         return None
+    shape = base.batch_shape
     if isinstance(base, ExpandedDistribution):
-        shape = base.batch_shape
         base = base.base_dist
-    elif isinstance(base, Normal):
-        shape = base.batch_shape
-    else:
+    if type(base) not in COMPONENT_FAMILIES:
         return None
-    if type(base) is not Normal:
-        return None
-    loc = jnp.broadcast_to(base.loc, shape)
-    scale = jnp.broadcast_to(base.scale, shape)
+    family, shape_names = COMPONENT_FAMILIES[type(base)]
+    parameters = [jnp.broadcast_to(getattr(base, name), shape) for name in ("loc", "scale") + shape_names]
     if reinterpreted == 0:
-        return loc[..., None], scale[..., None], None
-    return loc, scale, shape[-1]
+        parameters = [p[..., None] for p in parameters]
+    loc, scale, *shape_params = parameters
+    return family, loc, scale, tuple(shape_params), (shape[-1] if reinterpreted else None)
 
 
 class ReparamMixtureSameFamily(MixtureSameFamily):
     r"""Drop-in for :class:`numpyro.distributions.MixtureSameFamily` with reparameterized samples.
 
-    Same constructor, ``log_prob``, ``cdf``, ``mean``, ``variance`` and intermediates as the
-    base class; :meth:`sample` is differentiable with respect to the component locations and
-    scales *and* the mixing logits (or probs), and ``has_rsample`` is ``True`` (NumPyro's
-    own ``MixtureSameFamily`` has ``has_rsample=False``: its samples carry a gradient only
-    through the chosen component, none for the weights).  The gradient is that of
-    :class:`DiagNormalMixture` (Graves 2016, Eq. 6 and Eq. 22).
+    Same constructor, ``log_prob`` and intermediates as the base class; :meth:`sample` is
+    differentiable with respect to every component ``loc`` and ``scale`` *and* the mixing
+    logits (or probs), and ``has_rsample`` is ``True`` (NumPyro's own ``MixtureSameFamily``
+    has ``has_rsample=False``: its samples carry a gradient only through the chosen
+    component, none for the weights).  The gradient is that of :class:`DiagNormalMixture`
+    (Graves 2016, Eq. 6 and Eq. 22), for components of any location-scale family of
+    :mod:`shared_math.families`.  ``mean``, ``variance`` and ``cdf`` (scalar events) come
+    from :mod:`shared_math`: NaN for ``Cauchy`` (no mean, no variance) and for ``StudentT``
+    with ``df <= 1``, infinite variance for ``1 < df <= 2``.
 
     Supported: ``mixing_distribution`` a ``Categorical`` (logits or probs) and
-    ``component_distribution`` a ``Normal`` with batch shape ``(..., K)`` (scalar event) or
-    ``Normal(...).to_event(1)`` with batch shape ``(..., K)`` and event shape ``(D,)``
-    (optionally ``expand``-ed).  Anything else raises ``ValueError``.
+    ``component_distribution`` one of :data:`COMPONENT_FAMILIES` (``Normal``, ``Logistic``,
+    ``Laplace``, ``Cauchy``, ``Gumbel``, ``StudentT`` with its ``df`` held fixed) with batch
+    shape ``(..., K)`` (scalar event) or ``.to_event(1)`` of one with batch shape ``(..., K)``
+    and event shape ``(D,)`` (optionally ``expand``-ed).  Anything else raises ``ValueError``.
 
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``
         (see :class:`DiagNormalMixture`).
@@ -261,12 +281,9 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
                 "component_distribution must be a numpyro Distribution; "
                 f"got {type(component_distribution).__name__}"
             )
-        parameters = _normal_parameters(component_distribution)
-        if parameters is None:
+        if component_family(component_distribution) is None:
             raise ValueError(
-                "ReparamMixtureSameFamily supports only Normal components (scalar event) or "
-                f"Normal(...).to_event(1) (vector event); got {component_distribution!r} with "
-                f"event_shape {component_distribution.event_shape}"
+                f"{_SUPPORTED}; got {component_distribution!r} with event_shape {component_distribution.event_shape}"
             )
         num_components = jnp.shape(mixing_distribution.logits)[-1]
         component_batch = component_distribution.batch_shape
@@ -275,7 +292,6 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
                 f"component_distribution batch shape {component_batch} must end in the number of "
                 f"mixture components K={num_components} of mixing_distribution"
             )
-        _, _, event_size = parameters
         shared_math.broadcast_shapes(
             ("mixing_distribution", mixing_distribution.batch_shape),
             ("component_distribution", component_batch[:-1]),
@@ -289,20 +305,48 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         return True
 
     def _mixture_parameters(self):
-        """``(locs, scales, logits)`` broadcast to ``batch_shape + (K, D)`` / ``batch_shape + (K,)``."""
-        locs, scales, _ = _normal_parameters(self.component_distribution)
+        """``(family, locs, scales, logits, shape_params)``: ``locs``, ``scales`` and the shape
+        parameters broadcast to ``batch_shape + (K, D)`` (``D = 1`` for scalar components),
+        ``logits`` to ``batch_shape + (K,)``, all of one floating dtype."""
+        family, locs, scales, shape_params, _ = component_family(self.component_distribution)
         logits = self.mixing_distribution.logits
         batch_shape = jnp.broadcast_shapes(locs.shape[:-2], jnp.shape(logits)[:-1])
         dtype = shared_math.parameter_dtype((locs, scales, logits), jnp)
-        return broadcast_parameters(locs, scales, logits, batch_shape=batch_shape, dtype=dtype)
+        locs, scales, logits = broadcast_parameters(locs, scales, logits, batch_shape=batch_shape, dtype=dtype)
+        shape_params = tuple(jnp.broadcast_to(jnp.asarray(p, dtype), locs.shape) for p in shape_params)
+        return family, locs, scales, logits, shape_params
+
+    @property
+    def mean(self):
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        mean = _sampling.mixture_mean(locs, scales, logits, family=family, shape_params=shape_params)
+        return mean if self.event_shape else mean[..., 0]
+
+    @property
+    def variance(self):
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        variance = _sampling.mixture_variance(locs, scales, logits, family=family, shape_params=shape_params)
+        return variance if self.event_shape else variance[..., 0]
+
+    def cdf(self, value):
+        """CDF of a 1-D mixture (scalar-event components); :func:`shared_math.cdf`."""
+        if self.event_shape:
+            raise NotImplementedError(
+                f"cdf is defined for scalar-event mixtures only; this one has event shape {self.event_shape}"
+            )
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        shape_params = tuple(p[..., 0] for p in shape_params)
+        return _sampling.mixture_cdf(
+            jnp.asarray(value), locs[..., 0], scales[..., 0], logits, family=family, shape_params=shape_params
+        )
 
     def sample_with_intermediates(self, key, sample_shape=()):
         """``(x, [component])``: a draw as :meth:`sample` and the index of the component each
         sample came from, shape ``sample_shape + batch_shape`` (integer), as NumPyro's
         ``MixtureSameFamily.sample_with_intermediates`` returns them."""
-        locs, scales, logits = self._mixture_parameters()
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
         x, component = reparameterized_sample_with_component(
-            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator
+            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params
         )
         return (x if self.event_shape else x[..., 0]), [component]
 
@@ -315,8 +359,10 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
     def sample(self, key, sample_shape=()):
         """A draw of shape ``sample_shape + batch_shape + event_shape``, differentiable w.r.t.
         the component locations/scales and the mixing logits."""
-        locs, scales, logits = self._mixture_parameters()
-        x = reparameterized_sample(key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator)
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        x = reparameterized_sample(
+            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params
+        )
         return x if self.event_shape else x[..., 0]
 
     def expand(self, batch_shape):

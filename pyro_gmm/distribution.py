@@ -58,11 +58,13 @@ def _as_parameter_tensors(*values):
 class _MixtureSampleBackward(torch.autograd.Function):
     r"""Identity on the drawn sample :math:`x`, with the mixture's sample gradient as backward.
 
-    Inputs: ``(x, locs, scales, logits, component_one_hot, noise, estimator)`` where ``x`` was
-    drawn (without gradient) as ``shared_math.sample_from_noise(locs, scales, component_one_hot,
-    noise)``.  :meth:`backward` returns ``(locs_bar, scales_bar, logits_bar)`` from
-    :func:`shared_math.sample_vjp`, already summed to each parameter's shape; ``x`` itself
-    gets no derivative (the noise is held fixed).
+    Inputs: ``(x, locs, scales, logits, component_one_hot, noise, estimator, family,
+    *shape_params)`` where ``x`` was drawn (without gradient) as
+    ``shared_math.sample_from_noise(locs, scales, component_one_hot, noise)`` with ``noise``
+    from the standardized ``family`` (a :mod:`shared_math.families` name; ``shape_params`` its
+    shape parameters, tensors held fixed).  :meth:`backward` returns
+    ``(locs_bar, scales_bar, logits_bar)`` from :func:`shared_math.sample_vjp`, already summed
+    to each parameter's shape; ``x`` itself gets no derivative (the noise is held fixed).
 
     The Function saves its *input* ``x``, not the returned tensor, so the caller may edit the
     sample in place (``x.add_(1)``) before calling ``backward``, as with ``Normal.rsample``.
@@ -79,33 +81,29 @@ class _MixtureSampleBackward(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, locs, scales, logits, component_one_hot, noise, estimator):
+    def forward(x, locs, scales, logits, component_one_hot, noise, estimator, family="normal", *shape_params):
         return x.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, locs, scales, logits, component_one_hot, noise, estimator = inputs
-        ctx.estimator = estimator
-        ctx.save_for_backward(x, locs, scales, logits, component_one_hot, noise)
+        x, locs, scales, logits, component_one_hot, noise, estimator, family, *shape_params = inputs
+        ctx.estimator, ctx.family, ctx.num_shape_params = estimator, family, len(shape_params)
+        ctx.save_for_backward(x, locs, scales, logits, component_one_hot, noise, *shape_params)
 
     @staticmethod
     def backward(ctx, grad_x):
-        x, locs, scales, logits, component_one_hot, noise = ctx.saved_tensors
+        x, locs, scales, logits, component_one_hot, noise, *shape_params = ctx.saved_tensors
+        options = {"family": ctx.family, "shape_params": tuple(shape_params)}
         if torch.is_grad_enabled():  # create_graph=True: let d(backward)/dtheta see x(theta)
-            x = _sample_function().apply(x, locs, scales, logits, component_one_hot, noise, ctx.estimator)
+            x = _sample_function().apply(
+                x, locs, scales, logits, component_one_hot, noise, ctx.estimator, ctx.family, *shape_params
+            )
         locs_bar, scales_bar, logits_bar = shared_math.sample_vjp(
-            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
+            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, **options
         )
         needs = ctx.needs_input_grad
-        return (
-            None,
-            locs_bar if needs[1] else None,
-            scales_bar if needs[2] else None,
-            logits_bar if needs[3] else None,
-            None,
-            None,
-            None,
-        )
+        held_fixed = (None,) * (5 + ctx.num_shape_params)  # one_hot, noise, estimator, family, shape parameters
+        return (None, locs_bar if needs[1] else None, scales_bar if needs[2] else None, logits_bar if needs[3] else None) + held_fixed
 
 
 class _MixtureSample(_MixtureSampleBackward):
@@ -116,14 +114,15 @@ class _MixtureSample(_MixtureSampleBackward):
     @staticmethod
     def setup_context(ctx, inputs, output):
         _MixtureSampleBackward.setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[:6])
+        ctx.save_for_forward(*inputs[:6], *inputs[8:])
 
     @staticmethod
-    def jvp(ctx, x_dot, locs_dot, scales_dot, logits_dot, component_one_hot_dot, noise_dot, estimator_dot):
-        del x_dot, component_one_hot_dot, noise_dot, estimator_dot  # held fixed, as in backward
-        x, locs, scales, logits, component_one_hot, noise = ctx.saved_tensors
+    def jvp(ctx, x_dot, locs_dot, scales_dot, logits_dot, *held_fixed):
+        del x_dot, held_fixed  # the draw's randomness and the family's shape parameters
+        x, locs, scales, logits, component_one_hot, noise, *shape_params = ctx.saved_tensors
         return shared_math.sample_jvp(
-            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot
+            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot,
+            family=ctx.family, shape_params=tuple(shape_params),
         )
 
 
@@ -131,6 +130,61 @@ def _sample_function():
     """:class:`_MixtureSample` in eager code; :class:`_MixtureSampleBackward` while
     ``torch.compile`` traces (it cannot trace a custom ``jvp``; compiled code is reverse mode)."""
     return _MixtureSampleBackward if torch.compiler.is_compiling() else _MixtureSample
+
+
+def _standard_noise(family, shape, chosen_shape_params, dtype, device):
+    """Draws of the standardized ``family`` (location 0, scale 1) from torch's generator;
+    ``chosen_shape_params`` are the shape parameters of each draw's component (shape ``shape``)."""
+    if family == "normal":
+        return torch.randn(shape, dtype=dtype, device=device)
+    zeros, ones = torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device)
+    if family == "student_t":
+        (df,) = chosen_shape_params
+        return torch.distributions.StudentT(df, validate_args=False).sample()
+    import pyro.distributions as dist
+
+    samplers = {
+        "logistic": dist.Logistic,
+        "laplace": torch.distributions.Laplace,
+        "cauchy": torch.distributions.Cauchy,
+        "gumbel": torch.distributions.Gumbel,
+    }
+    return samplers[family](zeros, ones, validate_args=False).sample()
+
+
+def draw_component_and_noise(logits, batch_shape, sample_shape, event_size, *, family="normal", shape_params=()):
+    r"""The random inputs of one ancestral draw, from torch's generator: ``(component_one_hot, noise)``.
+
+    ``component_one_hot`` has shape ``sample_shape + batch_shape + (K,)`` (the chosen component
+    :math:`k\sim\mathrm{Categorical}(\mathrm{softmax}(\ell))`) and ``noise``
+    :math:`\varepsilon`, draws of the standardized ``family`` with the chosen component's
+    shape parameters, shape ``sample_shape + batch_shape + (D,)``.  ``logits`` broadcasts to
+    ``batch_shape + (K,)`` and ``shape_params`` to ``batch_shape + (K, D)``.
+    """
+    sample_shape, batch_shape = torch.Size(sample_shape), torch.Size(batch_shape)
+    num_components = logits.shape[-1]
+    # contiguous: torch's softmax over a stride-0 expanded tensor is very slow with threads
+    logits = logits.detach().expand(batch_shape + (num_components,)).contiguous()
+    component = torch.distributions.Categorical(logits=logits, validate_args=False).sample(sample_shape)
+    component_one_hot = shared_math.one_hot(component, num_components, logits.dtype)
+    chosen = tuple((component_one_hot[..., None] * p.detach()).sum(-2) for p in shape_params)
+    noise_shape = sample_shape + batch_shape + (event_size,)
+    noise = _standard_noise(family, noise_shape, chosen, logits.dtype, logits.device)
+    return component_one_hot, noise
+
+
+def reparameterized_sample(locs, scales, logits, batch_shape, sample_shape, estimator, *, family="normal", shape_params=()):
+    """A draw of shape ``sample_shape + batch_shape + (D,)`` from the factorized mixture of
+    ``family`` components, differentiable in ``locs``, ``scales`` and ``logits`` by
+    ``estimator`` (forward and reverse mode, through :class:`_MixtureSample`)."""
+    component_one_hot, noise = draw_component_and_noise(
+        logits, batch_shape, sample_shape, locs.shape[-1], family=family, shape_params=shape_params
+    )
+    with torch.no_grad():  # detach too: no_grad does not stop forward-mode tangents
+        x = shared_math.sample_from_noise(locs.detach(), scales.detach(), component_one_hot, noise)
+    return _sample_function().apply(
+        x, locs, scales, logits, component_one_hot, noise, estimator, family, *(p.detach() for p in shape_params)
+    )
 
 
 class DiagNormalMixture(TorchDistribution):
@@ -249,22 +303,13 @@ class DiagNormalMixture(TorchDistribution):
         :meth:`rsample` consumes the generator exactly as this method does, so re-seeding
         and calling it recovers the draws behind a sample.
         """
-        shape = self._extended_shape(sample_shape)
-        # contiguous: torch's softmax over a stride-0 expanded tensor is very slow with threads
-        logits = self.logits.detach().expand(self.batch_shape + (self.num_components,)).contiguous()
-        component = torch.distributions.Categorical(logits=logits, validate_args=False).sample(torch.Size(sample_shape))
-        component_one_hot = shared_math.one_hot(component, self.num_components, self.logits.dtype)
-        noise = torch.randn(shape, dtype=self.locs.dtype, device=self.locs.device)
-        return component_one_hot, noise
+        return draw_component_and_noise(self.logits, self.batch_shape, sample_shape, self.event_shape[0])
 
     def rsample(self, sample_shape=torch.Size()):
         """Reparameterized draw of shape ``sample_shape + batch_shape + (D,)``, differentiable
         with respect to ``locs``, ``scales`` and ``logits`` (estimator ``self.estimator``)."""
-        component_one_hot, noise = self.draw_noise(sample_shape)
-        with torch.no_grad():  # detach too: no_grad does not stop forward-mode tangents
-            x = shared_math.sample_from_noise(self.locs.detach(), self.scales.detach(), component_one_hot, noise)
-        return _sample_function().apply(
-            x, self.locs, self.scales, self.logits, component_one_hot, noise, self.estimator
+        return reparameterized_sample(
+            self.locs, self.scales, self.logits, self.batch_shape, sample_shape, self.estimator
         )
 
     def sample(self, sample_shape=torch.Size()):

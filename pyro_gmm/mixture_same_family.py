@@ -1,61 +1,82 @@
 r"""``ReparamMixtureSameFamily``: ``pyro.distributions.MixtureSameFamily`` with ``rsample``.
 
-torch's ``MixtureSameFamily`` has no ``rsample`` (pytorch issue 39178).  For Gaussian
-components (diagonal, so ``Normal`` or ``Normal(...).to_event(1)``) the mixture is exactly a
-:class:`~pyro_gmm.DiagNormalMixture`, whose samples carry Graves' implicit gradient (Graves
-2016, Eq. 6; weights via Eq. 22).  Everything else (``log_prob``, ``mean``, ``variance``,
-``cdf``, shapes, ``mixture_distribution``/``component_distribution``) is inherited
-unchanged.
+torch's ``MixtureSameFamily`` has no ``rsample`` (pytorch issue 39178).  For components of a
+location-scale family, one per coordinate (``Normal``, ``Logistic``, ``Laplace``, ``Cauchy``,
+``Gumbel`` or ``StudentT``, scalar or ``.to_event(1)``), the mixture's samples carry Graves'
+implicit gradient (Graves 2016, Eq. 6; weights via Eq. 22) or one of the other estimators of
+:mod:`shared_math.estimators`, for every ``loc``, ``scale`` and the mixing logits.
+``log_prob``, shapes and ``mixture_distribution``/``component_distribution`` are inherited
+unchanged; ``mean``, ``variance`` and ``cdf`` come from :mod:`shared_math`.
 """
 
 from __future__ import annotations
 
-import torch
 import pyro.distributions as dist
+import torch
 
 import shared_math
 
-from .distribution import DiagNormalMixture
+from .distribution import reparameterized_sample
+
+#: Supported component classes: ``(class, shared_math family name, shape parameter attributes)``.
+COMPONENT_FAMILIES = (
+    (torch.distributions.Normal, "normal", ()),
+    (dist.Logistic, "logistic", ()),
+    (torch.distributions.Laplace, "laplace", ()),
+    (torch.distributions.Cauchy, "cauchy", ()),
+    (torch.distributions.Gumbel, "gumbel", ()),
+    (torch.distributions.StudentT, "student_t", ("df",)),
+)
 
 _SUPPORTED = (
-    "ReparamMixtureSameFamily supports Categorical mixing with Normal components "
-    "(scalar event) or Normal(...).to_event(1) components (Independent(Normal, 1), vector event)"
+    "ReparamMixtureSameFamily supports Categorical mixing with components of class "
+    + ", ".join(cls.__name__ for cls, _, _ in COMPONENT_FAMILIES)
+    + " (scalar event, or .to_event(1) / Independent(..., 1) for a vector event)"
 )
 
 
-def _normal_components(component_distribution):
-    """``(base Normal, event_is_vector)`` of a supported component distribution, else ``ValueError``."""
-    if isinstance(component_distribution, torch.distributions.Normal):
-        return component_distribution, False
-    if isinstance(component_distribution, torch.distributions.Independent) and isinstance(
-        component_distribution.base_dist, torch.distributions.Normal
-    ):
-        if component_distribution.reinterpreted_batch_ndims != 1:
+def component_family(component_distribution):
+    """``(family, loc, scale, shape_params, vector_event)`` of a supported component
+    distribution (parameters broadcast to its batch shape, plus the event dimension when
+    ``vector_event``), else a ``ValueError`` naming what is supported."""
+    base, vector_event = component_distribution, False
+    if isinstance(base, torch.distributions.Independent):
+        if base.reinterpreted_batch_ndims != 1:
             raise ValueError(
-                f"{_SUPPORTED}; got Independent(Normal) with reinterpreted_batch_ndims="
-                f"{component_distribution.reinterpreted_batch_ndims}"
+                f"{_SUPPORTED}; got Independent({type(base.base_dist).__name__}) with "
+                f"reinterpreted_batch_ndims={base.reinterpreted_batch_ndims}"
             )
-        return component_distribution.base_dist, True
+        base, vector_event = base.base_dist, True
+    for cls, family, shape_names in COMPONENT_FAMILIES:
+        if isinstance(base, cls):
+            shape = base.batch_shape
+            loc, scale = base.loc.expand(shape), base.scale.expand(shape)
+            return family, loc, scale, tuple(getattr(base, name).expand(shape) for name in shape_names), vector_event
     raise ValueError(f"{_SUPPORTED}; got component_distribution of type {type(component_distribution).__name__}")
 
 
 class ReparamMixtureSameFamily(dist.MixtureSameFamily):
-    r"""Gaussian ``MixtureSameFamily`` with reparameterized, weight-differentiable samples.
+    r"""``MixtureSameFamily`` with reparameterized, weight-differentiable samples.
 
     .. math::
 
-        p(x) = \sum_k \pi_k\, N(x;\ \mu_k, \operatorname{diag}\sigma_k^2),
+        p(x) = \sum_k \pi_k \prod_d \frac{1}{\sigma_{kd}}\,g\Big(\frac{x_d-\mu_{kd}}{\sigma_{kd}}\Big),
 
     with :math:`\pi` from ``mixture_distribution`` (a ``Categorical`` over the last batch
-    dimension :math:`K` of the components) and :math:`\mu_k,\sigma_k` the ``loc``/``scale`` of
-    ``component_distribution``.  ``rsample`` draws through :class:`~pyro_gmm.DiagNormalMixture`
-    and is differentiable with respect to the component locs and scales and the mixing
-    logits/probs.
+    dimension :math:`K` of the components), :math:`\mu,\sigma` the ``loc``/``scale`` of
+    ``component_distribution`` and :math:`g` its standardized density (:data:`COMPONENT_FAMILIES`:
+    ``Normal``, Pyro's ``Logistic``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``StudentT`` with
+    its ``df`` held fixed).  ``rsample`` is differentiable with respect to every ``loc`` and
+    ``scale`` and the mixing logits/probs (forward and reverse mode).
+
+    ``mean`` and ``variance`` follow the components': NaN for ``Cauchy`` (it has neither) and
+    for ``StudentT`` with ``df <= 1``, infinite variance for ``1 < df <= 2``, as in torch.
+    ``cdf`` is defined for scalar events (1-D mixtures).
 
     :param mixture_distribution: ``Categorical`` with ``K`` categories.
-    :param component_distribution: ``Normal`` with batch shape ``(..., K)`` (scalar event) or
-        ``Normal(...).to_event(1)`` with batch shape ``(..., K)`` and event shape ``(D,)``.
-    :param str estimator: ``"implicit"``, ``"hybrid"`` or ``"auto"`` (see
+    :param component_distribution: a supported component with batch shape ``(..., K)`` (scalar
+        event), or ``.to_event(1)`` of one with batch shape ``(..., K)`` and event shape ``(D,)``.
+    :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (see
         :class:`~pyro_gmm.DiagNormalMixture`).
     :raises ValueError: for any other mixing or component type, or mismatched ``K``.
     """
@@ -65,7 +86,7 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
     def __init__(self, mixture_distribution, component_distribution, *, estimator="auto", validate_args=None):
         if not isinstance(mixture_distribution, torch.distributions.Categorical):
             raise ValueError(f"{_SUPPORTED}; got mixture_distribution of type {type(mixture_distribution).__name__}")
-        _normal_components(component_distribution)
+        component_family(component_distribution)
         num_mixing = mixture_distribution.logits.shape[-1]
         batch_shape = component_distribution.batch_shape
         if len(batch_shape) < 1 or batch_shape[-1] != num_mixing:
@@ -73,10 +94,9 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
                 f"mixture_distribution has K={num_mixing} categories but component_distribution has batch "
                 f"shape {tuple(batch_shape)}, whose last dimension must be K ({_SUPPORTED})"
             )
+        shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first draw
         self.estimator = estimator
         super().__init__(mixture_distribution, component_distribution, validate_args=validate_args)
-        # Resolve "auto" now (fails early on an unknown estimator name).
-        self._diag_mixture(validate_args=False)
 
     @classmethod
     def infer_shapes(cls, mixture_distribution, component_distribution, **other_arguments):
@@ -112,16 +132,37 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         new.estimator = self.estimator
         return new
 
-    def _diag_mixture(self, validate_args=None):
-        """The same mixture as a :class:`~pyro_gmm.DiagNormalMixture` (event ``(D,)``; ``D=1``
-        for scalar components)."""
-        normal, vector_event = _normal_components(self.component_distribution)
-        locs, scales = normal.loc, normal.scale
+    def _mixture_parameters(self):
+        """``(family, locs, scales, logits, shape_params)`` in the layout of :mod:`shared_math`:
+        ``locs``, ``scales`` and the shape parameters ``(..., K, D)`` (``D = 1`` for scalar
+        components), ``logits`` ``(..., K)``, all of one floating dtype."""
+        family, loc, scale, shape_params, vector_event = component_family(self.component_distribution)
         if not vector_event:
-            locs, scales = locs[..., None], scales[..., None]
-        return DiagNormalMixture(
-            locs, scales, self.mixture_distribution.logits, estimator=self.estimator, validate_args=validate_args
-        )
+            loc, scale, shape_params = loc[..., None], scale[..., None], tuple(p[..., None] for p in shape_params)
+        return family, loc, scale, self.mixture_distribution.logits, shape_params
+
+    @property
+    def mean(self):
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        mean = shared_math.mean(locs, scales, logits, family=family, shape_params=shape_params)
+        return (mean if self.event_shape else mean[..., 0]).expand(self.batch_shape + self.event_shape)
+
+    @property
+    def variance(self):
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        variance = shared_math.variance(locs, scales, logits, family=family, shape_params=shape_params)
+        return (variance if self.event_shape else variance[..., 0]).expand(self.batch_shape + self.event_shape)
+
+    def cdf(self, value):
+        """CDF of a 1-D mixture (scalar-event components); :func:`shared_math.cdf`."""
+        if self.event_shape:
+            raise NotImplementedError("cdf is defined for scalar-event mixtures only; this one has event shape "
+                                      f"{tuple(self.event_shape)}")
+        if self._validate_args:
+            self._validate_sample(value)
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        options = {"family": family, "shape_params": tuple(p[..., 0] for p in shape_params)}
+        return shared_math.cdf(value, locs[..., 0], scales[..., 0], logits, **options)
 
     def log_prob(self, value):
         """As ``MixtureSameFamily.log_prob``, with a ``ValueError`` naming ``value`` when its
@@ -131,7 +172,11 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
 
     def rsample(self, sample_shape=torch.Size()):
         """Reparameterized draw of shape ``sample_shape + batch_shape + event_shape``."""
-        x = self._diag_mixture(validate_args=False).rsample(torch.Size(sample_shape))
+        family, locs, scales, logits, shape_params = self._mixture_parameters()
+        x = reparameterized_sample(
+            locs, scales, logits, self.batch_shape, sample_shape, shared_math.resolve_estimator(self.estimator),
+            family=family, shape_params=shape_params,
+        )
         return x if self.event_shape else x[..., 0]
 
     def sample(self, sample_shape=torch.Size()):

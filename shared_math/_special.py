@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 
+from ._backend import fuses_elementwise, sequential_scan
+
 
 def continued_fraction_depth(dtype, xp, largest_parameter=None):
     r"""Number of :math:`m` steps (each two terms :math:`d_{2m}, d_{2m+1}`) of the fraction.
@@ -59,11 +61,31 @@ def continued_fraction_coefficients(a, b, depth):
     return coefficients
 
 
-def evaluate_continued_fraction(coefficients, x):
-    r""":math:`1/(1 + \kappa_1 x/(1 + \kappa_2 x/(1+\cdots)))`, evaluated from the deepest term."""
-    tail = None
-    for kappa in reversed(coefficients):
-        tail = 1.0 + kappa * x if tail is None else 1.0 + (kappa * x) / tail
+def evaluate_continued_fraction(coefficients, x, xp, *, alternative=None, select=None):
+    r""":math:`1/(1 + \kappa_1 x/(1 + \kappa_2 x/(1+\cdots)))`, evaluated from the deepest term.
+
+    With ``alternative`` (coefficients of a second fraction) and ``select`` (an array of 0.0
+    and 1.0 broadcasting against ``x``), each entry uses
+    :math:`\kappa_j + \text{select}\,(\kappa'_j - \kappa_j)`: two fractions in one pass,
+    their coefficients kept on the small parameter arrays.  Under JAX the terms run in a
+    ``lax.scan`` (one traced step, not one per term: compile time); elsewhere in a loop.
+    """
+    differences = None if alternative is None else [a - c for a, c in zip(alternative, coefficients)]
+
+    def step(tail, slices):
+        kappa = slices[0] if differences is None else slices[0] + select * slices[1]
+        return 1.0 + (kappa * x) / tail, ()
+
+    tail = xp.ones_like(x) if select is None else xp.ones_like(x * select)
+    if fuses_elementwise(xp):
+        sequences = (xp.stack(xp.broadcast_arrays(*coefficients)),)
+        if differences is not None:
+            sequences += (xp.stack(xp.broadcast_arrays(*differences)),)
+        tail, _ = sequential_scan(step, tail, sequences, xp, reverse=True)
+        return 1.0 / tail
+    for index in range(len(coefficients) - 1, -1, -1):
+        slices = (coefficients[index],) if differences is None else (coefficients[index], differences[index])
+        tail, _ = step(tail, slices)
     return 1.0 / tail
 
 
@@ -94,6 +116,6 @@ def betainc(a, b, x, *, xp, lgamma, depth=None):
     log_front = (
         first * xp.log(argument) + second * xp.log1p(-argument) - log_beta(first, second, lgamma) - xp.log(first)
     )
-    fraction = evaluate_continued_fraction(continued_fraction_coefficients(first, second, depth), argument)
+    fraction = evaluate_continued_fraction(continued_fraction_coefficients(first, second, depth), argument, xp)
     lower = xp.exp(log_front) * fraction
     return xp.astype(xp.where(swapped, 1.0 - lower, lower), dtype)

@@ -380,8 +380,7 @@ class StudentT(LocationScaleFamily):
         swapped = xp.astype(log_x > xp.log((half_df + 1.0) / (half_df + 2.5)), z.dtype)
         argument = swapped * xp.exp(log_y) + (1.0 - swapped) * xp.exp(log_x)  # exact selection
         # The coefficients' blend may round by one ulp: a relative change of eps in the fraction.
-        coefficients = [o + swapped * (c - o) for o, c in zip(outer, central)]
-        fraction = evaluate_continued_fraction(coefficients, argument)
+        fraction = evaluate_continued_fraction(outer, argument, xp, alternative=central, select=swapped)
         log_front = half_df * log_x + 0.5 * log_y - log_beta_value
         first = half_df + swapped * (0.5 - half_df)
         log_part = log_front - xp.log(first) + xp.log(fraction)  # log I_x (outer) or log I_y (central)

@@ -237,3 +237,60 @@ def family_case(family, name, num_components, event_size, seed):
     x, component, noise = sample(rng, family, locs, scales, logits, df, sample_shape)
     cotangent = rng.standard_normal(x.shape)
     return dict(locs=locs, scales=scales, logits=logits, df=df, x=x, component=component, noise=noise, cotangent=cotangent)
+
+
+# ----------------------------------------------------------------------------------------
+# A bounded objective with a closed-form expectation: E[cos(omega . x)].
+# ----------------------------------------------------------------------------------------
+
+
+def characteristic_function(family, t, df=None):
+    r""":math:`E[e^{itZ}]` of the standardized family (complex NumPy array), from the textbook
+    formulas: Normal :math:`e^{-t^2/2}`, logistic :math:`\pi t/\sinh(\pi t)`, Laplace
+    :math:`1/(1+t^2)`, Cauchy :math:`e^{-|t|}`, Gumbel :math:`\Gamma(1-it)`, Student-t
+    :math:`K_{\nu/2}(\sqrt\nu|t|)(\sqrt\nu|t|)^{\nu/2}/(\Gamma(\nu/2)2^{\nu/2-1})`."""
+    t = np.asarray(t, dtype=np.float64)
+    if family == "normal":
+        return np.exp(-0.5 * t * t) + 0j
+    if family == "logistic":
+        a = math.pi * np.abs(t)
+        return np.where(a > 0, a / np.sinh(np.where(a > 0, a, 1.0)), 1.0) + 0j
+    if family == "laplace":
+        return 1.0 / (1.0 + t * t) + 0j
+    if family == "cauchy":
+        return np.exp(-np.abs(t)) + 0j
+    if family == "gumbel":
+        return scipy.special.gamma(1.0 - 1j * t)
+    if family == "student_t":
+        a = np.sqrt(df) * np.abs(t)
+        safe = np.where(a > 0, a, 1.0)
+        value = scipy.special.kv(df / 2, safe) * safe ** (df / 2) / (scipy.special.gamma(df / 2) * 2 ** (df / 2 - 1))
+        return np.where(a > 0, value, 1.0) + 0j
+    raise ValueError(family)
+
+
+def expected_cosine(family, omega, locs, scales, logits, df=None):
+    r""":math:`E[\cos(\omega\cdot x)] = \mathrm{Re}\sum_k\pi_k\prod_d e^{i\omega_d\mu_{kd}}\varphi(\sigma_{kd}\omega_d)`."""
+    locs, scales, logits = (np.asarray(a, dtype=np.float64) for a in (locs, scales, logits))
+    scales = np.broadcast_to(scales, locs.shape)
+    dfs = None if df is None else np.broadcast_to(df, locs.shape)
+    phi = characteristic_function(family, scales * omega, dfs)
+    per_component = np.prod(np.exp(1j * omega * locs) * phi, axis=-1)
+    return float(np.real(np.sum(scipy.special.softmax(logits) * per_component)))
+
+
+def expected_cosine_gradient(family, omega, locs, scales, logits, df=None, step=1e-6):
+    """Central differences of :func:`expected_cosine` in every entry of ``locs``, ``scales``, ``logits``."""
+    parameters = [np.array(a, dtype=np.float64) for a in (locs, np.broadcast_to(scales, np.shape(locs)), logits)]
+    gradients = []
+    for index, parameter in enumerate(parameters):
+        gradient = np.zeros_like(parameter)
+        for entry in np.ndindex(parameter.shape):
+            shifted = [p.copy() for p in parameters]
+            shifted[index][entry] += step
+            up = expected_cosine(family, omega, *shifted, df=df)
+            shifted[index][entry] -= 2 * step
+            down = expected_cosine(family, omega, *shifted, df=df)
+            gradient[entry] = (up - down) / (2 * step)
+        gradients.append(gradient)
+    return gradients

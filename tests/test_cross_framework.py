@@ -37,9 +37,9 @@ def numpyro_gradients(estimator, params, one_hot, noise, cotangent):
     def sample(locs, scales, logits):
         x_direct = shared_math.sample_from_noise(locs, scales, one_hot_j, noise_j)
         if estimator == "hybrid":
-            return numpyro_glue.attach_logits_implicit(x_direct, locs, scales, logits)
+            return numpyro_glue.attach_logits_implicit("normal", x_direct, locs, scales, logits, ())
         attach = {"implicit": numpyro_glue.attach_implicit, "rao_blackwell": numpyro_glue.attach_rao_blackwell}
-        return attach[estimator](jax.lax.stop_gradient(x_direct), locs, scales, logits)
+        return attach[estimator]("normal", jax.lax.stop_gradient(x_direct), locs, scales, logits, ())
 
     args = [jnp.asarray(p) for p in params]
     x = sample(*args)
