@@ -7,6 +7,8 @@ namespace, dtype and device.  Importing this package imports neither torch nor J
 Modules: :mod:`~shared_math.families` (component families as tables of standardized
 functions), :mod:`~shared_math.mixture` (densities, CDFs, moments, sampling from noise),
 :mod:`~shared_math.estimators` (the sample-gradient estimators and their registry),
+:mod:`~shared_math.sampled` (derivatives of the component CDFs in their parameters, exact or
+by Graves' Eq. 9),
 :mod:`~shared_math.validation`, :mod:`~shared_math.initialization`,
 :mod:`~shared_math.marginal_quantiles`; the private :mod:`~shared_math._sweeps` (the O(N·K·D)
 sweeps), :mod:`~shared_math._backend` (namespace dispatch, special functions) and
@@ -35,6 +37,7 @@ from .estimators import (
 from .families import FAMILIES, LocationScaleFamily, get_family
 from .initialization import component_offsets
 from .marginal_quantiles import marginal_quantile
+from .sampled import CDF_GRADIENT_CHOICES, DEFAULT_CDF_GRADIENT_SAMPLES, resolve_cdf_gradient
 from .mixture import (
     cdf,
     conditional_log_weights,
@@ -47,10 +50,19 @@ from .mixture import (
     sample_from_noise,
     variance,
 )
-from .validation import broadcast_shapes, check_parameter_values, check_value_shape, guide_settings, mixture_shapes
+from .validation import (
+    broadcast_shapes,
+    cdf_gradient_settings,
+    check_parameter_values,
+    check_value_shape,
+    guide_settings,
+    mixture_shapes,
+)
 
 __all__ = [
     "AUTO_ESTIMATOR",
+    "CDF_GRADIENT_CHOICES",
+    "DEFAULT_CDF_GRADIENT_SAMPLES",
     "ESTIMATORS",
     "ESTIMATOR_CHOICES",
     "Estimator",
@@ -58,6 +70,7 @@ __all__ = [
     "LocationScaleFamily",
     "broadcast_shapes",
     "cdf",
+    "cdf_gradient_settings",
     "check_parameter_values",
     "check_value_shape",
     "component_offsets",
@@ -78,6 +91,7 @@ __all__ = [
     "parameter_dtype",
     "rao_blackwell_jvp",
     "rao_blackwell_vjp",
+    "resolve_cdf_gradient",
     "resolve_estimator",
     "responsibilities",
     "sample_from_noise",
