@@ -240,21 +240,23 @@ def reparameterized_sample_with_component(
     the components.  ``cdf`` (static): ``None`` holds the shape parameters fixed (no
     derivative); ``(option, M)`` differentiates them (and, for ``"sampled"``/``"rejection"``
     on a real-line family, ``loc``/``scale`` too) by the CDF derivative ``option`` of
-    :mod:`shared_math.sampled` with ``M`` inner draws, from the key
-    ``jax.random.fold_in(key, 1)`` (the draw itself is unchanged).  Jitted as a whole (one
+    :mod:`shared_math.sampled` with ``M`` inner draws; then ``key`` is split in two, one
+    for the draw and one for the inner noise (drawn inside the derivative rule).  Jitted as a whole (one
     compilation per shape instead of one per primitive when called eagerly); inside
     ``jit``/``grad``/``vmap`` it is traced through like any other function.
     """
     batch_shape = locs.shape[:-2]
     event_size = locs.shape[-1]
     sample_batch_shape = tuple(sample_shape) + tuple(batch_shape)
+    key_cdf = None
     if cdf is None:
         shape_params = tuple(jax.lax.stop_gradient(p) for p in shape_params)
+    else:  # independent keys for the draw and the inner noise of the CDF gradients
+        key, key_cdf = jax.random.split(key)
     component_one_hot, noise = draw_component_and_noise(
         key, logits, sample_batch_shape, event_size, locs.dtype, family, shape_params
     )
     component = jnp.argmax(component_one_hot, axis=-1)
-    key_cdf = None if cdf is None else jax.random.fold_in(key, 1)
     if estimator == "hybrid":
         x_direct = shared_math.sample_from_noise(locs, scales, component_one_hot, noise)
         if cdf is None or not shared_math.sampled.samples_location_scale(cdf[0], family):

@@ -290,18 +290,15 @@ def _check_component_values(component_distribution):
                     raise ValueError(f"{name} must be positive and finite (found NaN, infinity or a value <= 0)")
 
 
-def _check_value_in_support(family, value):
-    """``ValueError`` naming ``value`` if a concrete ``value`` lies outside the support of the
-    components (NumPyro itself only warns)."""
-    table = shared_math.get_family(family)
-    if table.real_line or not not_jax_tracer(value):
+def _check_value_in_support(support, value):
+    """``ValueError`` naming ``value`` if a concrete ``value`` lies outside ``support`` (the
+    components' own constraint; NumPyro itself only warns)."""
+    if not not_jax_tracer(value):
         return
-    lower, upper = table.support
-    value = jnp.asarray(value)
-    if bool(jnp.any(~((value > lower) & (value < upper)))):
-        raise ValueError(
-            f"value must lie in the support ({lower}, {upper}) of the {family} components (found a value outside it)"
-        )
+    with jax.ensure_compile_time_eval():
+        inside = support(jnp.asarray(value))
+        if not bool(jnp.all(inside)):
+            raise ValueError(f"value must lie in the support {support} of the components (found a value outside it)")
 
 
 class ReparamMixtureSameFamily(MixtureSameFamily):
@@ -329,8 +326,8 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
     are differentiable too: the derivative of the component CDF in them is exact where JAX
     has it (the Gamma's, ``jax.lax.igamma_grad_a``) and otherwise estimated by Graves' Eq. 9
     (:mod:`shared_math.sampled`; unbiased, ``cdf_gradient_samples`` inner draws per sample,
-    component and coordinate from the PRNG key ``jax.random.fold_in(key, 1)``, drawn inside
-    the derivative rule only when a shape parameter is differentiated).
+    component and coordinate from a key split off the sample's key, drawn inside the
+    derivative rule only when a shape parameter is differentiated).
 
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``
         (see :class:`DiagNormalMixture`).
@@ -450,7 +447,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         naming ``value`` when its trailing dimensions are not the event shape."""
         shared_math.check_value_shape(jnp.shape(value), self.event_shape)
         if self._validate_args:
-            _check_value_in_support(component_family(self.component_distribution)[0], value)
+            _check_value_in_support(self.component_distribution.support, value)
         return super().log_prob(value, intermediates)
 
     def sample(self, key, sample_shape=()):

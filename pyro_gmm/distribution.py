@@ -186,9 +186,26 @@ def _family_sampler(family, shape_params):
         (concentration,) = shape_params
         return torch.distributions.Gamma(concentration, torch.ones_like(concentration), validate_args=False)
     if family == "beta":
-        concentration1, concentration0 = shape_params
-        return torch.distributions.Beta(concentration1, concentration0, validate_args=False)
+        return _BetaFromGammas(*shape_params)
     raise ValueError(family)
+
+
+class _BetaFromGammas:
+    r"""Draws of :math:`\mathrm{Beta}(a, b)` as :math:`X/(X+Y)`, :math:`X\sim\Gamma(a)`,
+    :math:`Y\sim\Gamma(b)` from torch's Gamma sampler, as torch's own Dirichlet sampler forms
+    them (in float64, so that small concentrations do not underflow to 0/0).  torch's
+    ``Beta.sample`` goes through an old-style autograd Function, which ``torch.func``
+    transforms refuse even without gradients."""
+
+    def __init__(self, concentration1, concentration0):
+        self.concentration1, self.concentration0 = concentration1, concentration0
+
+    def sample(self, sample_shape=torch.Size()):
+        first, second = (
+            torch.distributions.Gamma(c.double(), torch.ones_like(c.double()), validate_args=False).sample(sample_shape)
+            for c in (self.concentration1, self.concentration0)
+        )
+        return (first / (first + second)).to(self.concentration1.dtype)
 
 
 def _inside_support(family, draws):
