@@ -743,25 +743,22 @@ class Gamma(LocationScaleFamily):
         z = self._positive(z, xp)
         log_z = xp.log(z)
         inverse_sd = 1.0 / xp.sqrt(a)
+        lower = side < 0
+        # exponential from z outward (both sides in one pass; truncated at 0 below)
+        rate_down = xp.maximum((a - 1.0) / z - 1.0, inverse_sd)
+        rate_up = xp.clip(xp.maximum(1.0 - (a - 1.0) / z, inverse_sd), max=1.0)
+        rate = xp.where(lower, rate_down, rate_up)
+        length = xp.where(lower, z, xp.full_like(z, math.inf))
+        step, log_proposal = exponential_step(rate, length, uniform, xp)
+        relative = xp.clip(side * (step / z), min=-1.0 + float(xp.finfo(z.dtype).eps))  # (t - z)/z
+        log_ratio = xp.log1p(relative)  # log(t/z)
+        log_t_exponential = log_z + log_ratio
+        log_weight_exponential = (a - 1.0) * log_ratio - z * relative - log_proposal
         # lower tail, power proposal (a < 1)
         log_t_power = log_z + xp.log(uniform) / a
         log_weight_power = log_z - xp.log(a) + z - xp.exp(log_t_power)
-        # lower tail, truncated exponential (a >= 1)
-        rate = xp.maximum((a - 1.0) / z - 1.0, inverse_sd)
-        step, log_proposal = exponential_step(rate, z, uniform, xp)
-        fraction = xp.clip(step / z, max=1.0 - float(xp.finfo(z.dtype).eps))
-        log_t_down = log_z + xp.log1p(-fraction)
-        log_weight_down = (a - 1.0) * xp.log1p(-fraction) + step - log_proposal
-        # upper tail, exponential
-        rate = xp.clip(xp.maximum(1.0 - (a - 1.0) / z, inverse_sd), max=1.0)
-        step, log_proposal = exponential_step(rate, math.inf, uniform, xp)
-        log_t_up = log_z + xp.log1p(step / z)
-        log_weight_up = (a - 1.0) * xp.log1p(step / z) - step - log_proposal
-        small = a < 1.0
-        lower = side < 0
-        log_t = xp.where(lower, xp.where(small, log_t_power, log_t_down), log_t_up)
-        log_weight = xp.where(lower, xp.where(small, log_weight_power, log_weight_down), log_weight_up)
-        return log_t, log_weight
+        power = lower & (a < 1.0)
+        return xp.where(power, log_t_power, log_t_exponential), xp.where(power, log_weight_power, log_weight_exponential)
 
     def draw_points(self, t, shape, xp):
         return xp.log(self._positive(t, xp))
@@ -872,45 +869,35 @@ class Beta(LocationScaleFamily):
         \log g, 1/\mathrm{sd})`."""
         a, b = shape
         z = self._inside(z, xp)
-        eps = float(xp.finfo(z.dtype).eps)
+        smallest = -1.0 + float(xp.finfo(z.dtype).eps)
         distance = 1.0 - z
         log_z, log_distance = xp.log(z), xp.log1p(-z)
         inverse_sd = 1.0 / xp.sqrt(self.standard_variance(shape, xp))
-        # lower tail, power (a < 1)
-        log_t_power = log_z + xp.log(uniform) / a
-        log_u_power = xp.log1p(-xp.exp(log_t_power))
-        log_weight_power = log_z - xp.log(a) + (b - 1.0) * (log_u_power - log_distance)
-        # lower tail, truncated exponential (a >= 1)
-        rate = xp.maximum((a - 1.0) / z - (b - 1.0) / distance, inverse_sd)
-        step, log_proposal = exponential_step(rate, z, uniform, xp)
-        fraction = xp.clip(step / z, max=1.0 - eps)
-        log_t_down = log_z + xp.log1p(-fraction)
-        log_u_down = log_distance + xp.log1p(step / distance)
-        log_weight_down = (a - 1.0) * xp.log1p(-fraction) + (b - 1.0) * xp.log1p(step / distance) - log_proposal
-        # upper tail, power (b < 1): 1 - t = (1 - z) U^{1/b}
-        log_u_power_up = log_distance + xp.log(uniform) / b
-        log_t_power_up = xp.log1p(-xp.exp(log_u_power_up))
-        log_weight_power_up = log_distance - xp.log(b) + (a - 1.0) * (log_t_power_up - log_z)
-        # upper tail, truncated exponential (b >= 1)
-        rate = xp.maximum((b - 1.0) / distance - (a - 1.0) / z, inverse_sd)
-        step, log_proposal = exponential_step(rate, distance, uniform, xp)
-        fraction = xp.clip(step / distance, max=1.0 - eps)
-        log_u_up = log_distance + xp.log1p(-fraction)
-        log_t_up = log_z + xp.log1p(step / z)
-        log_weight_up = (b - 1.0) * xp.log1p(-fraction) + (a - 1.0) * xp.log1p(step / z) - log_proposal
-        lower, small_a, small_b = side < 0, a < 1.0, b < 1.0
-        log_t = xp.where(
-            lower, xp.where(small_a, log_t_power, log_t_down), xp.where(small_b, log_t_power_up, log_t_up)
-        )
-        log_u = xp.where(
-            lower, xp.where(small_a, log_u_power, log_u_down), xp.where(small_b, log_u_power_up, log_u_up)
-        )
-        log_weight = xp.where(
+        lower = side < 0
+        # exponential from z toward the end on its side (one pass for both sides)
+        slope = (a - 1.0) / z - (b - 1.0) / distance  # d log g / dt at z
+        rate = xp.maximum(-side * slope, inverse_sd)
+        step, log_proposal = exponential_step(rate, xp.where(lower, z, distance), uniform, xp)
+        toward_zero = xp.log1p(xp.clip(side * (step / z), min=smallest))  # log(t/z)
+        toward_one = xp.log1p(xp.clip(-side * (step / distance), min=smallest))  # log((1-t)/(1-z))
+        log_t_exponential, log_u_exponential = log_z + toward_zero, log_distance + toward_one
+        log_weight_exponential = (a - 1.0) * toward_zero + (b - 1.0) * toward_one - log_proposal
+        # power laws toward a singular end: t = z U^{1/a} (a < 1, lower); 1 - t = (1 - z) U^{1/b} (b < 1, upper)
+        power_down, power_up = lower & (a < 1.0), (~lower) & (b < 1.0)
+        exponent = xp.log(uniform) / xp.where(lower, a, b)
+        log_near = xp.where(lower, log_z, log_distance) + exponent  # log of the distance to the end
+        log_far = xp.log1p(-xp.exp(log_near))  # log of the other coordinate
+        log_t_power = xp.where(lower, log_near, log_far)
+        log_u_power = xp.where(lower, log_far, log_near)
+        log_weight_power = xp.where(
             lower,
-            xp.where(small_a, log_weight_power, log_weight_down),
-            xp.where(small_b, log_weight_power_up, log_weight_up),
+            log_z - xp.log(a) + (b - 1.0) * (log_u_power - log_distance),
+            log_distance - xp.log(b) + (a - 1.0) * (log_t_power - log_z),
         )
-        return (log_t, log_u), log_weight
+        power = power_down | power_up
+        log_t = xp.where(power, log_t_power, log_t_exponential)
+        log_u = xp.where(power, log_u_power, log_u_exponential)
+        return (log_t, log_u), xp.where(power, log_weight_power, log_weight_exponential)
 
     def draw_points(self, t, shape, xp):
         inside = self._inside(t, xp)
