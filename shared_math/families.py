@@ -260,7 +260,7 @@ class LocationScaleFamily:
         return t, log_weight
 
     def draw_points(self, t, shape, xp):
-        """The ``points`` of :meth:`tail_integrands` for draws :math:`t\sim g` (Graves' Eq. 10)."""
+        r"""The ``points`` of :meth:`tail_integrands` for draws :math:`t\sim g` (Graves' Eq. 10)."""
         return t
 
     def tail_integrands(self, points, shape, xp, location_scale):

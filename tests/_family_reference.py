@@ -86,7 +86,7 @@ def scipy_shape_cdf_derivatives(family, z, params, relative_step=1e-3):
 
 
 class _ShapeCDF(torch.autograd.Function):
-    """:math:`G(z; \theta)` of a shape family: the value from SciPy, :math:`\partial_z G = g(z)`
+    r""":math:`G(z; \theta)` of a shape family: the value from SciPy, :math:`\partial_z G = g(z)`
     (torch), :math:`\partial_\theta G` by :func:`scipy_shape_cdf_derivatives` or, where
     ``velocities`` are given, :math:`-g(z)\,v_\theta`."""
 
@@ -285,7 +285,7 @@ def distributional_transform(family, x, locs, scales, logits, df=None, *, shape=
 
 
 def implicit_vjp(family, x, locs, scales, logits, cotangent, df=None, *, shape=None, shape_gradients=False, velocities=None):
-    """``(locs_bar, scales_bar, logits_bar)`` by the triangular solve :math:`J^\top v = g`, plus
+    r"""``(locs_bar, scales_bar, logits_bar)`` by the triangular solve :math:`J^\top v = g`, plus
     the tuple of shape-parameter gradients with ``shape_gradients``."""
     params = _shape(df, shape)
     jac = Jacobians(family, x, locs, scales, logits, shape=params, shape_gradients=shape_gradients, velocities=velocities)
