@@ -35,9 +35,18 @@ from .mixture import (
     sample_from_noise,
     variance,
 )
+from .stratified import (
+    Stratum,
+    check_term_axes,
+    component_draws_from_noise,
+    stratified_log_weight,
+    stratified_sum,
+    term_log_weights,
+)
 from .validation import broadcast_shapes, check_parameter_values, mixture_shapes
 
 __all__ = [
+    "component_draws_from_noise",
     "component_offsets",
     "ESTIMATORS",
     "resolve_estimator",
@@ -48,6 +57,7 @@ __all__ = [
     "broadcast_shapes",
     "cdf",
     "check_parameter_values",
+    "check_term_axes",
     "chosen_component_vjp",
     "conditional_log_weights",
     "distributional_transform",
@@ -62,6 +72,10 @@ __all__ = [
     "mixture_shapes",
     "one_hot",
     "sample_from_noise",
+    "stratified_log_weight",
+    "stratified_sum",
+    "Stratum",
+    "term_log_weights",
     "sum_to_shape",
     "variance",
 ]
