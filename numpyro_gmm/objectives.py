@@ -288,20 +288,20 @@ class Stratified_ELBO(ELBO):
         for name, term in terms:
             shared_math.check_term_axes(jnp.shape(term), strata, plate_sizes, name)
         if not self.importance_weighted:
-            elbo = jnp.zeros(())
+            elbo = 0.0  # weakly typed: the estimate keeps the dtype of the terms (float32 stays float32)
             for name, term in terms:
                 log_weights = shared_math.term_log_weights(jnp.shape(term), strata, name)
                 elbo = elbo + shared_math.stratified_sum(jnp.asarray(term), log_weights)
-            return elbo, (mutable or None)
+            return jnp.asarray(elbo), (mutable or None)
         plate_dims, plate_scale = _independent_plates(model_trace, guide_trace)
         outputs["plate_scale"] = plate_scale
         keep = set(plate_dims) | {stratum.dim for stratum in strata}
-        log_ratio = jnp.zeros(())
+        log_ratio = 0.0
         for _, term in terms:
             term = jnp.asarray(term)
             axes = tuple(term.ndim + axis for axis in range(-term.ndim, 0) if axis not in keep and term.shape[axis] > 1)
             log_ratio = log_ratio + (jnp.sum(term, axis=axes, keepdims=True) if axes else term)
-        log_weight = shared_math.stratified_log_weight(log_ratio / plate_scale, strata, tuple(plate_dims))
+        log_weight = shared_math.stratified_log_weight(jnp.asarray(log_ratio) / plate_scale, strata, tuple(plate_dims))
         return log_weight, (mutable or None)
 
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):

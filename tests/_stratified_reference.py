@@ -9,7 +9,9 @@ trapezoid rule), never through the stratification identity that the code under t
   in the parameters, so the error is :math:`O(10^{-9})`);
 * ``two_site_elbo``: the ELBO of a guide with two *dependent* mixture sites,
   :math:`q(z_1)\,q(z_2\mid z_1)`, on a 2-D grid;
-* ``log_evidence_1d``: :math:`\log\int p(y, z)\,dz`.
+* ``log_evidence_1d``: :math:`\log\int p(y, z)\,dz`;
+* ``siwae_one_draw_1d``: the SIWAE bound with one draw per component of a :math:`K = 2`
+  guide, :math:`E_{z_1\sim q_1, z_2\sim q_2}[\log\sum_k\pi_k p(y,z_k)/q(z_k)]`, on a 2-D grid.
 
 Test problems:
 
@@ -110,3 +112,19 @@ def two_site_elbo(problem=TWO_SITES, points=801):
     log_q = log_q1 + log_q2
     integrand = np.exp(log_q) * (log_p - log_q)
     return float(_trapezoid(_trapezoid(integrand, grid, axis=1), grid))
+
+
+def siwae_one_draw_1d(locs, scales, logits, log_joint=one_d_log_joint, points=2001):
+    r""":math:`E[\log(\pi_1 w(z_1) + \pi_2 w(z_2))]`, :math:`z_k\sim N(\mu_k,\sigma_k^2)` independent,
+    :math:`w = p(y, z)/q(z)` with :math:`q` the mixture (2-D trapezoid rule, :math:`K = 2` only)."""
+    log_weights = logits - logsumexp(logits)
+    grids, log_densities, log_terms = [], [], []
+    for k in range(2):
+        grid = np.linspace(locs[k, 0] - 10 * scales[k, 0], locs[k, 0] + 10 * scales[k, 0], points)
+        grids.append(grid)
+        log_densities.append(norm.logpdf(grid, locs[k, 0], scales[k, 0]))
+        log_terms.append(log_weights[k] + log_joint(grid) - mixture_log_density_1d(grid, locs, scales, logits))
+    integrand = np.exp(log_densities[0][:, None] + log_densities[1][None, :]) * np.logaddexp(
+        log_terms[0][:, None], log_terms[1][None, :]
+    )
+    return float(_trapezoid(_trapezoid(integrand, grids[1], axis=1), grids[0]))
