@@ -10,7 +10,7 @@ with :math:`m=(0.2, -0.15)`, :math:`y=(4, 2.25)`, :math:`s=0.05`.  Coordinate :m
 posterior modes near :math:`\pm\sqrt{y_d}` (:math:`\pm2` and :math:`\pm1.5`) of standard
 deviation :math:`\approx s/(2\sqrt{y_d})` (0.0125 and 0.0167): they are 320 and 180 posterior
 standard deviations apart.  The prior mean tilts the masses: :math:`p(z_1>0\mid y) = 0.690`,
-:math:`p(z_2>0\mid y) = 0.354`.  The joint posterior has :math:`2^D` modes, one per sign
+:math:`p(z_2>0\mid y) = 0.390`.  The joint posterior has :math:`2^D` modes, one per sign
 pattern, with masses the products of the coordinates' masses.
 
 Everything exact is one-dimensional quadrature per coordinate (the trapezoid rule on a grid
