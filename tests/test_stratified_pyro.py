@@ -169,11 +169,20 @@ def test_gradient_is_unbiased_against_quadrature():
 
 
 def test_vectorized_and_sequential_particles_agree():
-    """Same expectation with ``vectorize_particles=False`` (a loop of traces)."""
+    """Same expectation with ``vectorize_particles=False`` (a loop of traces), for the ELBO
+    (against quadrature) and for SIWAE with T = 8 (two-sample z-test against vectorized)."""
     exact = ref.elbo_1d(ref.ONE_D["locs"], ref.ONE_D["scales"], ref.ONE_D["logits"])
     elbo = Stratified_ELBO(num_particles=20, vectorize_particles=False)
     estimates = [-elbo.loss(one_d_model, one_d_guide) for _ in range(30)]
     assert abs(z_scores(estimates, exact)) < Z_THRESHOLD
+    bounds = {}
+    for vectorize in (True, False):
+        siwae = Stratified_ELBO(num_particles=8, vectorize_particles=vectorize, importance_weighted=True)
+        bounds[vectorize] = np.array([-siwae.loss(one_d_model, one_d_guide) for _ in range(60)])
+    difference = bounds[True].mean() - bounds[False].mean()
+    error = math.hypot(bounds[True].std(ddof=1), bounds[False].std(ddof=1)) / math.sqrt(60)
+    assert abs(difference) < Z_THRESHOLD * error
+    assert bounds[False].mean() > exact + 1.0  # a bound far above the ELBO (not the ELBO itself)
 
 
 # ------------------------------------------------------------------ importance weighted (SIWAE)
