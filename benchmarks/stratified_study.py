@@ -17,12 +17,14 @@ Reported per configuration (mean over seeds, and the worst seed): the weights er
 :math:`\log p(y) - \mathrm{ELBO}(q)` (exact, ``_separated.kl_gap``), and the time per step.
 
 Run: ``.venv/bin/python benchmarks/stratified_study.py`` (rewrites the generated blocks of
-``docs/stratified.md`` and ``docs/stratified.png``; ``--quick`` prints a small grid instead).
+``docs/stratified.md`` and ``docs/stratified.png`` and saves the raw records to
+``out/stratified_study.json``; ``--replot`` redraws from them; ``--quick`` prints a small grid).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -218,6 +220,7 @@ def timing_table(records):
 
 def plot(records, path):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -242,6 +245,9 @@ def plot(records, path):
                     ax.plot(budgets, means, color=colors[objective], label=objective, marker="o")
                 ax.set_xscale("log")
                 ax.set_yscale("log")
+                budgets = sorted({r["evaluations"] for r in records})
+                ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+                ax.set_xticks(budgets, [f"{b // 1000}k" for b in budgets])
                 ax.set_xlabel("model evaluations")
                 ax.set_ylabel(label)
                 if metric == "weights_error":
@@ -277,7 +283,14 @@ def main(argv=None):
     parser.add_argument("--steps", nargs="+", type=int, default=None, help="step budgets (default 250 500 1000 2000)")
     parser.add_argument("--evaluations-per-step", type=int, default=8, help="model evaluations per step (a multiple of 4)")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="folder of stratified.md / stratified.png")
+    parser.add_argument("--records", default=str(ROOT / "out" / "stratified_study.json"), help="where the raw records go")
+    parser.add_argument("--replot", action="store_true", help="rewrite the docs from the saved records, no fitting")
     args = parser.parse_args(argv)
+    docs = Path(args.docs)
+    if args.replot:
+        saved = json.loads(Path(args.records).read_text())
+        write_docs(saved["records"], saved["header"], docs)
+        return saved["records"]
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 4))
     steps = args.steps or ([100, 300] if args.quick else [250, 500, 1000, 2000])
     started = time.perf_counter()
@@ -289,17 +302,22 @@ def main(argv=None):
         f"step budgets {', '.join(map(str, steps))}; float64 (Pyro) / x64 (NumPyro), one thread; "
         f"{time.perf_counter() - started:.0f} s in all, load average {load:.1f} at the end."
     )
-    blocks = {"study": header + "\n\n" + results_table(records), "timing": timing_table(records)}
     if args.quick:
-        for name, content in blocks.items():
-            print(f"\n## {name}\n{content}")
+        print(f"\n{header}\n\n{results_table(records)}\n\n{timing_table(records)}")
         return records
-    docs = Path(args.docs)
+    Path(args.records).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.records).write_text(json.dumps({"header": header, "records": records}, indent=1))
+    write_docs(records, header, docs)
+    return records
+
+
+def write_docs(records, header, docs):
+    """The generated blocks of ``docs/stratified.md`` and ``docs/stratified.png``."""
     docs.mkdir(parents=True, exist_ok=True)
+    blocks = {"study": header + "\n\n" + results_table(records), "timing": timing_table(records)}
     update_generated_blocks(docs / "stratified.md", blocks)
     plot(records, docs / "stratified.png")
     print(f"wrote {docs / 'stratified.md'} and {docs / 'stratified.png'}")
-    return records
 
 
 if __name__ == "__main__":

@@ -325,7 +325,7 @@ def main(argv=None):
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     if args.epochs is None:
-        args.epochs = 3 if args.quick else 100
+        args.epochs = 3 if args.quick else 200
     args = _digits.finish_arguments(args)
     data = load_data(args.quick)
     trainer = train_numpyro if args.framework == "numpyro" else train_pyro
