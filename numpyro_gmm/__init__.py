@@ -2,7 +2,9 @@
 differentiable with respect to locations, scales and mixture weights (Graves 2016).
 
 Public names: :class:`DiagNormalMixture`, :class:`ReparamMixtureSameFamily`,
-:class:`AutoDiagonalNormalMixture`.  The maths is in :mod:`shared_math`.
+:class:`AutoDiagonalNormalMixture`, and :class:`Stratified_ELBO` (a drop-in ``SVI`` loss
+that stratifies mixture guide sites over their component, so that mixture weights learn
+when the modes are far apart; Morningstar et al. 2021).  The maths is in :mod:`shared_math`.
 """
 
 try:
@@ -15,5 +17,6 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from .autoguide import AutoDiagonalNormalMixture
 from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
+from .objectives import Stratified_ELBO
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
+__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily", "Stratified_ELBO"]

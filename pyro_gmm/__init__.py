@@ -9,7 +9,10 @@ Mixture Density Distributions", arXiv:1607.05690):
   (``Categorical`` mixing, ``Normal`` or ``Normal(...).to_event(1)`` components) with
   ``rsample``;
 * :class:`AutoDiagonalNormalMixture`: an autoguide with a K-component diagonal mixture over
-  the packed latent vector.
+  the packed latent vector;
+* :class:`Stratified_ELBO`: a drop-in ``SVI`` loss that stratifies mixture guide sites over
+  their component (one reparameterized draw per component, weighted by :math:`\pi_k`), so
+  mixture weights learn when the modes are far apart (Morningstar et al. 2021).
 """
 
 try:
@@ -23,5 +26,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from .autoguide import AutoDiagonalNormalMixture
 from .distribution import DiagNormalMixture
 from .mixture_same_family import ReparamMixtureSameFamily
+from .objectives import Stratified_ELBO
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
+__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily", "Stratified_ELBO"]

@@ -8,7 +8,8 @@ Modules: :mod:`~shared_math.families` (component families as tables of standardi
 functions), :mod:`~shared_math.mixture` (densities, CDFs, moments, sampling from noise),
 :mod:`~shared_math.estimators` (the sample-gradient estimators and their registry),
 :mod:`~shared_math.validation`, :mod:`~shared_math.initialization`,
-:mod:`~shared_math.marginal_quantiles`; the private :mod:`~shared_math._sweeps` (the O(N·K·D)
+:mod:`~shared_math.marginal_quantiles`, :mod:`~shared_math.stratified` (the stratified
+objective's weighting); the private :mod:`~shared_math._sweeps` (the O(N·K·D)
 sweeps), :mod:`~shared_math._backend` (namespace dispatch, special functions) and
 :mod:`~shared_math._special` (array-API special functions).
 
@@ -47,28 +48,38 @@ from .mixture import (
     sample_from_noise,
     variance,
 )
+from .stratified import (
+    Stratum,
+    check_term_axes,
+    component_draws_from_noise,
+    stratified_log_weight,
+    stratified_sum,
+    term_log_weights,
+)
 from .validation import broadcast_shapes, check_parameter_values, check_value_shape, guide_settings, mixture_shapes
 
 __all__ = [
     "AUTO_ESTIMATOR",
-    "ESTIMATORS",
-    "ESTIMATOR_CHOICES",
-    "Estimator",
-    "FAMILIES",
-    "LocationScaleFamily",
     "broadcast_shapes",
     "cdf",
     "check_parameter_values",
+    "check_term_axes",
     "check_value_shape",
+    "component_draws_from_noise",
     "component_offsets",
     "conditional_log_weights",
     "distributional_transform",
+    "Estimator",
+    "ESTIMATOR_CHOICES",
+    "ESTIMATORS",
+    "FAMILIES",
     "get_family",
     "guide_settings",
     "hybrid_jvp",
     "hybrid_vjp",
     "implicit_jvp",
     "implicit_vjp",
+    "LocationScaleFamily",
     "log_cdf",
     "log_prob",
     "marginal_quantile",
@@ -83,5 +94,9 @@ __all__ = [
     "sample_from_noise",
     "sample_jvp",
     "sample_vjp",
+    "stratified_log_weight",
+    "stratified_sum",
+    "Stratum",
+    "term_log_weights",
     "variance",
 ]
