@@ -1,4 +1,4 @@
-"""Reparameterizable diagonal Gaussian mixtures for PyTorch / Pyro.
+r"""Reparameterizable mixtures for PyTorch / Pyro.
 
 Thin adapter over :mod:`shared_math` (Graves 2016, "Stochastic Backpropagation through
 Mixture Density Distributions", arXiv:1607.05690):
@@ -6,8 +6,8 @@ Mixture Density Distributions", arXiv:1607.05690):
 * :class:`DiagNormalMixture`: a Pyro ``TorchDistribution`` with ``rsample`` differentiable
   with respect to the locations, scales and mixture weights;
 * :class:`ReparamMixtureSameFamily`: drop-in for ``pyro.distributions.MixtureSameFamily``
-  (``Categorical`` mixing, ``Normal`` or ``Normal(...).to_event(1)`` components) with
-  ``rsample``;
+  (``Categorical`` mixing; ``Normal``, ``Logistic``, ``Laplace``, ``Cauchy``, ``Gumbel`` or
+  ``StudentT`` components, scalar or ``.to_event(1)``) with ``rsample``;
 * :class:`AutoDiagonalNormalMixture`: an autoguide with a K-component diagonal mixture over
   the packed latent vector;
 * :class:`Stratified_ELBO`: a drop-in ``SVI`` loss that stratifies mixture guide sites over
