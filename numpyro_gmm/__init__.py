@@ -15,8 +15,16 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         "numpyro_gmm needs JAX and NumPyro; install them with: pip install gmm-reparam[numpyro]"
     ) from error
 
+from shared_math import __version__
+
 from .autoguide import AutoDiagonalNormalMixture
 from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
 from .objectives import Stratified_ELBO
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily", "Stratified_ELBO"]
+__all__ = [
+    "__version__",
+    "AutoDiagonalNormalMixture",
+    "DiagNormalMixture",
+    "ReparamMixtureSameFamily",
+    "Stratified_ELBO",
+]

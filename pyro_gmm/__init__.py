@@ -23,9 +23,17 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "pyro_gmm needs PyTorch and Pyro; install them with `pip install gmm-reparam[pyro]`"
     ) from error
 
+from shared_math import __version__
+
 from .autoguide import AutoDiagonalNormalMixture
 from .distribution import DiagNormalMixture
 from .mixture_same_family import ReparamMixtureSameFamily
 from .objectives import Stratified_ELBO
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily", "Stratified_ELBO"]
+__all__ = [
+    "__version__",
+    "AutoDiagonalNormalMixture",
+    "DiagNormalMixture",
+    "ReparamMixtureSameFamily",
+    "Stratified_ELBO",
+]

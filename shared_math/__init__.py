@@ -18,6 +18,7 @@ Distributions", arXiv:1607.05690; notation, derivation and algorithm in ``docs/d
 """
 
 from ._backend import parameter_dtype
+from ._version import __version__
 from .estimators import (
     AUTO_ESTIMATOR,
     ESTIMATOR_CHOICES,
@@ -59,6 +60,7 @@ from .stratified import (
 from .validation import broadcast_shapes, check_parameter_values, check_value_shape, guide_settings, mixture_shapes
 
 __all__ = [
+    "__version__",
     "AUTO_ESTIMATOR",
     "broadcast_shapes",
     "cdf",
