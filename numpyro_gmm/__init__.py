@@ -2,7 +2,9 @@
 differentiable with respect to locations, scales and mixture weights (Graves 2016).
 
 Public names: :class:`DiagNormalMixture`, :class:`ReparamMixtureSameFamily`,
-:class:`AutoDiagonalNormalMixture`.  The maths is in :mod:`shared_math`.
+:class:`AutoDiagonalNormalMixture`, and :class:`Stratified_ELBO` (a drop-in ``SVI`` loss
+that stratifies mixture guide sites over their component, so that mixture weights learn
+when the modes are far apart; Morningstar et al. 2021).  The maths is in :mod:`shared_math`.
 """
 
 try:
@@ -13,7 +15,16 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         "numpyro_gmm needs JAX and NumPyro; install them with: pip install gmm-reparam[numpyro]"
     ) from error
 
+from shared_math import __version__
+
 from .autoguide import AutoDiagonalNormalMixture
 from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
+from .objectives import Stratified_ELBO
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
+__all__ = [
+    "__version__",
+    "AutoDiagonalNormalMixture",
+    "DiagNormalMixture",
+    "ReparamMixtureSameFamily",
+    "Stratified_ELBO",
+]

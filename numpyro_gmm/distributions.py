@@ -113,6 +113,25 @@ class DiagNormalMixture(Distribution):
         warnings.warn("DiagNormalMixture.mixture_probs is deprecated; use .probs", DeprecationWarning, stacklevel=2)
         return self.probs
 
+    @property
+    def mixture_log_weights(self):
+        r"""Mixture log weights :math:`\log\pi`, shape ``batch_shape + (K,)``, differentiable in
+        ``logits`` (for :class:`~numpyro_gmm.Stratified_ELBO`)."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    def component_sample(self, key, sample_shape=()):
+        r"""One reparameterized draw from *each* component: :math:`z_k = \mu_k + \sigma_k\varepsilon_k`.
+
+        Shape ``sample_shape + batch_shape + (K, D)`` (the convention of
+        ``MixtureSameFamily.component_distribution.sample``), with independent
+        :math:`\varepsilon_k\sim N(0, I)`; differentiable in ``locs`` and ``scales`` by the
+        ordinary reparameterization trick (the weights enter a stratified estimate through
+        :attr:`mixture_log_weights`, ``shared_math.stratified``).
+        """
+        shape = tuple(sample_shape) + jnp.shape(self.locs)
+        noise = jax.random.normal(key, shape, dtype=self.locs.dtype)
+        return shared_math.component_draws_from_noise(self.locs, self.scales, noise)
+
     def validate_args(self, strict=True):
         """``ValueError`` naming the parameter for NaN/infinite ``locs``/``logits`` or
         non-positive ``scales`` (:func:`shared_math.check_parameter_values`).  Skipped when
@@ -431,6 +450,19 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         return _sampling.mixture_cdf(
             jnp.asarray(value), locs[..., 0], scales[..., 0], logits, family=family, shape_params=shape_params
         )
+
+    @property
+    def mixture_log_weights(self):
+        r"""Mixture log weights :math:`\log\pi`, shape ``batch_shape + (K,)``, differentiable in the
+        mixing logits/probs (for :class:`~numpyro_gmm.Stratified_ELBO`)."""
+        log_weights = jax.nn.log_softmax(self.mixing_distribution.logits, axis=-1)
+        return jnp.broadcast_to(log_weights, self.batch_shape + jnp.shape(log_weights)[-1:])
+
+    def component_sample(self, key, sample_shape=()):
+        r"""One reparameterized draw from *each* component, shape ``sample_shape + batch_shape + (K,) +
+        event_shape``: ``component_distribution.sample(key, sample_shape)``, the component
+        family's own reparameterized sampler (for :class:`~numpyro_gmm.Stratified_ELBO`)."""
+        return self.component_distribution.sample(key, tuple(sample_shape))
 
     def sample_with_intermediates(self, key, sample_shape=()):
         """``(x, [component])``: a draw as :meth:`sample` and the index of the component each

@@ -1,4 +1,4 @@
-"""Reparameterizable diagonal Gaussian mixtures for PyTorch / Pyro.
+r"""Reparameterizable mixtures for PyTorch / Pyro.
 
 Thin adapter over :mod:`shared_math` (Graves 2016, "Stochastic Backpropagation through
 Mixture Density Distributions", arXiv:1607.05690):
@@ -6,10 +6,13 @@ Mixture Density Distributions", arXiv:1607.05690):
 * :class:`DiagNormalMixture`: a Pyro ``TorchDistribution`` with ``rsample`` differentiable
   with respect to the locations, scales and mixture weights;
 * :class:`ReparamMixtureSameFamily`: drop-in for ``pyro.distributions.MixtureSameFamily``
-  (``Categorical`` mixing, ``Normal`` or ``Normal(...).to_event(1)`` components) with
-  ``rsample``;
+  (``Categorical`` mixing; ``Normal``, ``Logistic``, ``Laplace``, ``Cauchy``, ``Gumbel`` or
+  ``StudentT`` components, scalar or ``.to_event(1)``) with ``rsample``;
 * :class:`AutoDiagonalNormalMixture`: an autoguide with a K-component diagonal mixture over
-  the packed latent vector.
+  the packed latent vector;
+* :class:`Stratified_ELBO`: a drop-in ``SVI`` loss that stratifies mixture guide sites over
+  their component (one reparameterized draw per component, weighted by :math:`\pi_k`), so
+  mixture weights learn when the modes are far apart (Morningstar et al. 2021).
 """
 
 try:
@@ -20,8 +23,17 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "pyro_gmm needs PyTorch and Pyro; install them with `pip install gmm-reparam[pyro]`"
     ) from error
 
+from shared_math import __version__
+
 from .autoguide import AutoDiagonalNormalMixture
 from .distribution import DiagNormalMixture
 from .mixture_same_family import ReparamMixtureSameFamily
+from .objectives import Stratified_ELBO
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
+__all__ = [
+    "__version__",
+    "AutoDiagonalNormalMixture",
+    "DiagNormalMixture",
+    "ReparamMixtureSameFamily",
+    "Stratified_ELBO",
+]

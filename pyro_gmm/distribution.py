@@ -415,6 +415,25 @@ class DiagNormalMixture(TorchDistribution):
         q = quantiles.reshape(quantiles.shape + (1,) * (len(self.batch_shape) + 1))
         return marginal_quantile(q, self.locs, self.scales, self.logits)
 
+    @property
+    def mixture_log_weights(self):
+        r"""Mixture log weights :math:`\log\pi = \ell - \log\sum_j e^{\ell_j}`, shape
+        ``batch_shape + (K,)``, differentiable in ``logits`` (for :class:`~pyro_gmm.Stratified_ELBO`)."""
+        return torch.log_softmax(self.logits, dim=-1).expand(self.batch_shape + (self.num_components,))
+
+    def component_rsample(self, sample_shape=torch.Size()):
+        r"""One reparameterized draw from *each* component: :math:`z_k = \mu_k + \sigma_k\varepsilon_k`.
+
+        Shape ``sample_shape + batch_shape + (K, D)`` (the convention of
+        ``MixtureSameFamily.component_distribution.rsample``), with independent
+        :math:`\varepsilon_k\sim N(0, I)`; differentiable in ``locs`` and ``scales`` by the
+        ordinary reparameterization trick (the weights enter a stratified estimate through
+        :attr:`mixture_log_weights`, ``shared_math.stratified``).
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape + (self.num_components, self.event_shape[0])
+        noise = torch.randn(shape, dtype=self.locs.dtype, device=self.locs.device)
+        return shared_math.component_draws_from_noise(self.locs, self.scales, noise)
+
     def log_prob(self, value):
         shared_math.check_value_shape(value.shape, self.event_shape)
         if self._validate_args:

@@ -246,6 +246,19 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         shared_math.check_value_shape(value.shape, self.event_shape)
         return super().log_prob(value)
 
+    @property
+    def mixture_log_weights(self):
+        r"""Mixture log weights :math:`\log\pi`, shape ``batch_shape + (K,)``, differentiable in the
+        mixing logits/probs (for :class:`~pyro_gmm.Stratified_ELBO`)."""
+        log_weights = torch.log_softmax(self.mixture_distribution.logits, dim=-1)
+        return log_weights.expand(self.batch_shape + log_weights.shape[-1:])
+
+    def component_rsample(self, sample_shape=torch.Size()):
+        r"""One reparameterized draw from *each* component, shape ``sample_shape + batch_shape + (K,) +
+        event_shape``: ``component_distribution.rsample(sample_shape)``, the component family's
+        own reparameterized sampler (for :class:`~pyro_gmm.Stratified_ELBO`)."""
+        return self.component_distribution.rsample(torch.Size(sample_shape))
+
     def rsample(self, sample_shape=torch.Size()):
         """Reparameterized draw of shape ``sample_shape + batch_shape + event_shape``."""
         family, locs, scales, logits, shape_params = self._mixture_parameters()

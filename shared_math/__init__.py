@@ -10,7 +10,8 @@ functions), :mod:`~shared_math.mixture` (densities, CDFs, moments, sampling from
 :mod:`~shared_math.sampled` (derivatives of the component CDFs in their parameters, exact or
 by Graves' Eq. 9),
 :mod:`~shared_math.validation`, :mod:`~shared_math.initialization`,
-:mod:`~shared_math.marginal_quantiles`; the private :mod:`~shared_math._sweeps` (the O(N·K·D)
+:mod:`~shared_math.marginal_quantiles`, :mod:`~shared_math.stratified` (the stratified
+objective's weighting); the private :mod:`~shared_math._sweeps` (the O(N·K·D)
 sweeps), :mod:`~shared_math._backend` (namespace dispatch, special functions) and
 :mod:`~shared_math._special` (array-API special functions).
 
@@ -19,6 +20,7 @@ Distributions", arXiv:1607.05690; notation, derivation and algorithm in ``docs/d
 """
 
 from ._backend import parameter_dtype
+from ._version import __version__
 from .estimators import (
     AUTO_ESTIMATOR,
     ESTIMATOR_CHOICES,
@@ -50,6 +52,14 @@ from .mixture import (
     sample_from_noise,
     variance,
 )
+from .stratified import (
+    Stratum,
+    check_term_axes,
+    component_draws_from_noise,
+    stratified_log_weight,
+    stratified_sum,
+    term_log_weights,
+)
 from .validation import (
     broadcast_shapes,
     cdf_gradient_settings,
@@ -60,28 +70,31 @@ from .validation import (
 )
 
 __all__ = [
+    "__version__",
     "AUTO_ESTIMATOR",
-    "CDF_GRADIENT_CHOICES",
-    "DEFAULT_CDF_GRADIENT_SAMPLES",
-    "ESTIMATORS",
-    "ESTIMATOR_CHOICES",
-    "Estimator",
-    "FAMILIES",
-    "LocationScaleFamily",
     "broadcast_shapes",
     "cdf",
+    "CDF_GRADIENT_CHOICES",
     "cdf_gradient_settings",
     "check_parameter_values",
+    "check_term_axes",
     "check_value_shape",
+    "component_draws_from_noise",
     "component_offsets",
     "conditional_log_weights",
+    "DEFAULT_CDF_GRADIENT_SAMPLES",
     "distributional_transform",
+    "Estimator",
+    "ESTIMATOR_CHOICES",
+    "ESTIMATORS",
+    "FAMILIES",
     "get_family",
     "guide_settings",
     "hybrid_jvp",
     "hybrid_vjp",
     "implicit_jvp",
     "implicit_vjp",
+    "LocationScaleFamily",
     "log_cdf",
     "log_prob",
     "marginal_quantile",
@@ -97,5 +110,9 @@ __all__ = [
     "sample_from_noise",
     "sample_jvp",
     "sample_vjp",
+    "stratified_log_weight",
+    "stratified_sum",
+    "Stratum",
+    "term_log_weights",
     "variance",
 ]

@@ -23,9 +23,11 @@ Dispatched here:
   sweep terms take half as long with them flushed;
 * ``fuses_elementwise``: whether the namespace compiles and fuses elementwise steps (JAX), so
   that the gradients need not run them in cache-sized blocks;
+* ``solve_unit_triangular``: batched unit triangular solves (the blocked sweeps);
 * ``leading_cumsum``: cumulative sum along axis 0.  A loop of slice additions for torch and
   NumPy, whose ``cumsum`` along a leading axis is not vectorized over the trailing ones
-  (5x slower than the loop at ``(16, 8, 4096)``); a ``lax.scan`` for JAX, whose CPU
+  (5x slower than the loop at ``(16, 8, 4096)``), except for slices of at most
+  :data:`SMALL_SLICE` entries, where the loop is per-operation overhead; a ``lax.scan`` for JAX, whose CPU
   ``cumsum`` costs 7x more at ``D = 16`` and 11x at ``D = 128``.
 """
 
@@ -240,6 +242,11 @@ def subnormals_flushed(xp):
         torch.set_flush_denormal(False)
 
 
+#: Entries per step below which eager backends take ``cumulative_sum`` along the leading axis
+#: rather than a loop of slice additions.
+SMALL_SLICE = 1 << 12
+
+
 def leading_cumsum(values, xp, initial=None):
     """``initial + cumsum(values, axis=0)``; ``initial`` has a leading axis of length 1 and
     broadcasts against ``values`` (``None`` for zero)."""
@@ -254,6 +261,10 @@ def leading_cumsum(values, xp, initial=None):
 
         start = xp.zeros_like(values[0, ...]) if initial is None else xp.broadcast_to(initial[0, ...], values.shape[1:])
         return jax.lax.scan(add, start, values)[1]
+    if math.prod(values.shape[1:]) <= SMALL_SLICE:
+        # Few entries per step: the loop would be all per-operation overhead (D of them).
+        total = xp.cumulative_sum(values, axis=0)
+        return total if initial is None else total + initial
     running = [values[0, ...] if initial is None else values[0, ...] + initial[0, ...]]
     for index in range(1, values.shape[0]):
         running.append(running[-1] + values[index, ...])
@@ -285,6 +296,29 @@ def sequential_scan(step, carry, sequences, xp, *, reverse=False):
         collected[index] = outputs
     stacked = tuple(xp.stack([collected[i][j] for i in range(length)], axis=0) for j in range(len(collected[0])))
     return carry, stacked
+
+
+def solve_unit_triangular(strict, rhs, xp, *, upper):
+    r"""Solve :math:`(I - M)\,u = b` for a batch of unit triangular systems.
+
+    ``strict`` is :math:`M`, shape ``(..., B, B)``, zero on and below (``upper=True``) or on
+    and above (``upper=False``) the diagonal; ``rhs`` is :math:`b`, shape ``(..., B)``.
+    torch and JAX use their triangular solvers (back/forward substitution, :math:`O(B^2)`
+    per system); other namespaces the array API's ``linalg.solve``, which on a unit
+    triangular matrix pivots nowhere and gives the same substitution.
+    """
+    size = strict.shape[-1]
+    identity = xp.eye(size, dtype=strict.dtype, device=array_api_compat.device(strict))
+    matrix = identity - strict
+    if is_torch_namespace(xp):
+        import torch
+
+        return torch.linalg.solve_triangular(matrix, rhs[..., None], upper=upper, unitriangular=True)[..., 0]
+    if is_jax_namespace(xp):
+        import jax.scipy.linalg
+
+        return jax.scipy.linalg.solve_triangular(matrix, rhs[..., None], lower=not upper, unit_diagonal=True)[..., 0]
+    return xp.linalg.solve(matrix, rhs[..., None])[..., 0]
 
 
 def contiguous(array, xp):

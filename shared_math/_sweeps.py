@@ -63,11 +63,14 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import array_api_compat
+
 from ._backend import (
     contiguous,
     fuses_elementwise,
     leading_cumsum,
     sequential_scan,
+    solve_unit_triangular,
 )
 from .families import NORMAL
 from .mixture import exp_of_log, log_softmax
@@ -324,6 +327,8 @@ def reverse_sweep(terms, cotangent_t, xp, collect=True):
     With ``collect=False`` only ``final_carry`` is returned (nothing is stacked).
     """
     cotangent_t = xp.broadcast_to(cotangent_t, (terms.z.shape[0],) + tuple(terms.z.shape[2:]))
+    if sweep_block_size(terms.z.shape, xp) > 1:
+        return _blocked_reverse_sweep(terms, cotangent_t, xp, collect)
 
     def step(carry, slices):
         g_i, neg_score_i, inv_i, a_i = slices
@@ -351,6 +356,8 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
     scaled_transform_tangent = xp.broadcast_to(
         scaled_transform_tangent, (terms.z.shape[0],) + tuple(terms.z.shape[2:])
     )
+    if sweep_block_size(terms.z.shape, xp) > 1:
+        return _blocked_forward_sweep(terms, scaled_transform_tangent, xp)
 
     def step(carry, slices):
         t_d, a_d, neg_score_d, inv_d = slices
@@ -361,6 +368,106 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
     sequences = (scaled_transform_tangent, terms.a_scaled, terms.neg_score, terms.inv_scales)
     _, (x_dot,) = sequential_scan(step, carry0, sequences, xp)
     return x_dot
+
+
+#: Dimensions per block of the blocked sweeps, and the largest ``K x samples`` slice for
+#: which they are used (``sweep_block_size``).
+SWEEP_BLOCK = 32
+SWEEP_BLOCKED_MAX_SLICE = 1 << 12
+
+
+def sweep_block_size(full_shape, xp):
+    r"""Dimensions per block of the sweeps for arrays ``(D, K, ...)`` of shape ``full_shape``;
+    1 means the plain sequential sweep.
+
+    A sequential step costs a handful of elementwise operations on one ``(K, ...)`` slice:
+    with few samples that is mostly the eager backend's per-operation overhead, paid ``D``
+    times (at ``N = 16, K = 8, D = 1000`` the loop was 16.8 ms against 0.6 ms for a
+    ``log_prob``).  The blocked sweeps do ``D / B`` rounds of a few whole-block operations
+    and one batched :math:`B\times B` triangular solve (``B`` = :data:`SWEEP_BLOCK`); they
+    are used when a slice has at most :data:`SWEEP_BLOCKED_MAX_SLICE` entries and ``D``
+    exceeds one block.  JAX compiles the scan, whose steps carry no such overhead.
+    """
+    event_size, slice_size = full_shape[0], math.prod(full_shape[1:])
+    if fuses_elementwise(xp) or event_size <= SWEEP_BLOCK or slice_size > SWEEP_BLOCKED_MAX_SLICE:
+        return 1
+    return SWEEP_BLOCK
+
+
+def _samples_first(array, xp):
+    """``(B, K, S...)`` to ``(P, B, K)`` with ``P = prod(S...)`` (samples first, for batched matrix products)."""
+    flat = xp.reshape(array, tuple(array.shape[:2]) + (-1,))
+    return xp.permute_dims(flat, (2, 0, 1))
+
+
+def _block_coupling(first, second, xp, *, upper):
+    r""":math:`M_{ij} = \sum_k \text{first}_{ik}\,\text{second}_{jk}` for each sample, kept
+    strictly above (``upper``) or below the diagonal: ``(P, B, B)`` from two ``(B, K, S...)``."""
+    coupling = xp.matmul(_samples_first(first, xp), xp.permute_dims(_samples_first(second, xp), (0, 2, 1)))
+    size = coupling.shape[-1]
+    index = xp.arange(size, device=array_api_compat.device(coupling))
+    keep = (index[:, None] < index[None, :]) if upper else (index[:, None] > index[None, :])
+    return coupling * xp.astype(keep, coupling.dtype)
+
+
+def _blocks_from_samples(values, like, xp):
+    """``(P, B)`` back to ``(B, S...)`` with the sample shape of ``like`` ``(B, K, S...)``."""
+    return xp.reshape(xp.permute_dims(values, (1, 0)), (values.shape[1],) + tuple(like.shape[2:]))
+
+
+def _blocked_reverse_sweep(terms, cotangent_t, xp, collect):
+    r"""The reverse sweep a block of :math:`B` dimensions at a time.
+
+    Within a block, with the carry :math:`C` after it (the dimensions above it done) and
+    :math:`q_{ik} = -\gamma_{ik}`: :math:`u_i = g_i + \sum_k q_{ik}C_k + \sum_{j>i} M_{ij}u_j`,
+    :math:`M_{ij} = \sum_k q_{ik}\tilde a_{jk}`: one unit upper triangular solve per sample,
+    then :math:`E_i = C + \sum_{j>i} u_j\tilde a_j` (a suffix sum) and
+    :math:`C \mathrel{+}= \sum_j u_j\tilde a_j`.  The same arithmetic as the sequential sweep,
+    grouped.
+    """
+    event_size = terms.z.shape[0]
+    block = sweep_block_size(terms.z.shape, xp)
+    carry = xp.zeros_like(terms.z[0, ...])
+    u_blocks, carry_blocks = [], []
+    for start in range((event_size - 1) // block * block, -1, -block):
+        stop = min(start + block, event_size)
+        q = terms.neg_score[start:stop, ...] * terms.inv_scales[start:stop, ...]
+        a = terms.a_scaled[start:stop, ...]
+        rhs = cotangent_t[start:stop, ...] + xp.sum(q * carry, axis=1)
+        rhs_flat = xp.permute_dims(xp.reshape(rhs, (stop - start, -1)), (1, 0))
+        u_flat = solve_unit_triangular(_block_coupling(q, a, xp, upper=True), rhs_flat, xp, upper=True)
+        u = _blocks_from_samples(u_flat, a, xp)
+        contributions = xp.expand_dims(u, axis=1) * a
+        suffix = xp.flip(xp.cumulative_sum(xp.flip(contributions, axis=0), axis=0), axis=0)  # sum over j >= i
+        if collect:
+            u_blocks.append(u)
+            carry_blocks.append(carry + xp.concat([suffix[1:, ...], xp.zeros_like(suffix[:1, ...])], axis=0))
+        carry = carry + suffix[0, ...]
+    if not collect:
+        return carry
+    return xp.concat(u_blocks[::-1], axis=0), xp.concat(carry_blocks[::-1], axis=0), carry
+
+
+def _blocked_forward_sweep(terms, scaled_transform_tangent, xp):
+    r"""The forward sweep a block at a time: with the carry :math:`G` before the block,
+    :math:`\dot x_i = -t_i - \sum_k\tilde a_{ik}G_k + \sum_{j<i} L_{ij}\dot x_j`,
+    :math:`L_{ij} = \sum_k \tilde a_{ik} q_{jk}` (one unit lower triangular solve per sample),
+    then :math:`G \mathrel{-}= \sum_j q_j\dot x_j`."""
+    event_size = terms.z.shape[0]
+    block = sweep_block_size(terms.z.shape, xp)
+    carry = xp.zeros_like(terms.z[0, ...])
+    pieces = []
+    for start in range(0, event_size, block):
+        stop = min(start + block, event_size)
+        q = terms.neg_score[start:stop, ...] * terms.inv_scales[start:stop, ...]
+        a = terms.a_scaled[start:stop, ...]
+        rhs = -scaled_transform_tangent[start:stop, ...] - xp.sum(a * carry, axis=1)
+        rhs_flat = xp.permute_dims(xp.reshape(rhs, (stop - start, -1)), (1, 0))
+        x_dot_flat = solve_unit_triangular(_block_coupling(a, q, xp, upper=False), rhs_flat, xp, upper=False)
+        x_dot = _blocks_from_samples(x_dot_flat, a, xp)
+        pieces.append(x_dot)
+        carry = carry - xp.sum(q * xp.expand_dims(x_dot, axis=1), axis=0)
+    return xp.concat(pieces, axis=0)
 
 
 def sum_to_shape(array, shape, xp):

@@ -117,6 +117,30 @@ def test_vae_quick(tmp_path, name):
         assert uniform_pixels < elbo[-1] < -20.0
 
 
+@pytest.mark.parametrize(
+    "framework", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)]  # NumPyro: 3 x 2 compilations
+)
+def test_vae_missing_digits_quick(tmp_path, framework):
+    example = load_example("vae_missing_digits")
+    masks = example.pixel_masks(50, 0)
+    assert np.all(masks.sum(1) == 32) and not np.all(masks == masks[0])  # half of each image, varying
+    history = example.main(["--quick", "--no-progress", "--framework", framework, "--out", str(tmp_path)])
+    assert_png(tmp_path / f"vae_missing_digits_{framework}.png")
+    coin_flips = -32 * math.log(2.0)  # a coin flip per *observed* pixel (64 pixels would be twice that)
+    for configuration in example.CONFIGURATIONS:
+        (run,) = history[configuration]
+        assert run["epoch"] == [1, 2, 3]
+        elbo, iwae = np.array(run["elbo"]), np.array(run["iwae"])
+        assert np.all(np.isfinite(elbo)) and np.all(iwae >= elbo - 0.05)
+        assert elbo[-1] > elbo[0] + 1.0  # training makes progress
+        assert coin_flips < iwae[-1] < -10.0  # only the 32 observed pixels are scored
+        top_weight = run["top_weight"][-1]
+        if configuration == "gaussian":
+            assert math.isnan(top_weight)
+        else:
+            assert 1.0 / 4 <= top_weight <= 1.0
+
+
 # ---------------------------------------------------------------------------------------- swap-in
 def test_swap_in_quick(tmp_path):
     swap_in = load_example("swap_in")
