@@ -6,13 +6,13 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: test test-all demo bench venv clean
+.PHONY: test test-all test-wheel lint docs demo bench venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[pyro,numpyro,test,demo]'
+	$(PIP) install --quiet -c constraints.txt -e '.[pyro,numpyro,test,demo,docs,lint]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -24,6 +24,18 @@ test: $(STAMP)
 test-all: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "" tests
 
+test-wheel: $(STAMP)
+	$(PY) -m pytest -q -p no:xdist -m packaging tests/test_packaging.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+docs: $(STAMP)
+	rm -rf docs/_build/html
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
@@ -33,4 +45,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.variance
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) docs/_build
