@@ -25,7 +25,6 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -36,9 +35,8 @@ import scipy.stats
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import shared_math  # noqa: E402
-from shared_math import sampled  # noqa: E402
-from shared_math._backend import get_namespace  # noqa: E402
+from shared_math import sampled
+from shared_math._backend import get_namespace
 
 NUMPY = get_namespace(np.zeros(1))
 
@@ -120,11 +118,11 @@ def cost_table(entries, inner, repeats):
         z = torch.tensor(_scipy(family, params).ppf(quantiles))
         shape = tuple(torch.full_like(z, p) for p in params)
 
-        def ours():
+        def ours(family=family, z=z, shape=shape):
             uniforms = [torch.rand(z.shape, dtype=z.dtype) for _ in range(inner)]
             return sampled.tail_velocities(family, z, shape, uniforms, xp=torch_namespace)
 
-        def paper():
+        def paper(family=family, z=z, shape=shape):
             if family == "gamma":
                 draws = torch.distributions.Gamma(shape[0], 1.0).sample((inner,))
             elif family == "beta":

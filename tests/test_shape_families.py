@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 
+import _family_reference as fref
+import _reference as ref
 import mpmath
 import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
 
-import _family_reference as fref
-import _reference as ref
 import shared_math
 from shared_math import families, sampled
 from shared_math._backend import get_namespace, special
@@ -117,7 +117,7 @@ def test_outside_the_support_nothing_is_nan(xp):
         z = xp.asarray(np.asarray(z_np))
         shape = tuple(xp.asarray(np.full(len(z_np), p)) for p in params)
         assert np.all(xp.to_numpy(table.log_density(z, shape, namespace)) == -np.inf)
-        sign, tail = (xp.to_numpy(a) for a in table.smaller_tail(z, shape, namespace))
+        _, tail = (xp.to_numpy(a) for a in table.smaller_tail(z, shape, namespace))
         assert np.all(np.isfinite(tail)) and np.all(tail <= np.finfo(np.float64).tiny * 10)
         log_cdf = xp.to_numpy(table.log_cdf(z, shape, namespace))
         below = np.asarray(z_np) <= 0
@@ -217,9 +217,11 @@ def _mpmath_gamma_velocities(a, z):
         point = mpmath.mpf(point)
         lower = mpmath.gammainc(mpmath.mpf(a), 0, point, regularized=True) < 0.5
         if lower:
-            derivative = mpmath.diff(lambda s: mpmath.gammainc(s, 0, point, regularized=True), mpmath.mpf(a))
+            derivative = mpmath.diff(lambda s, point=point: mpmath.gammainc(s, 0, point, regularized=True), mpmath.mpf(a))
         else:
-            derivative = -mpmath.diff(lambda s: mpmath.gammainc(s, point, mpmath.inf, regularized=True), mpmath.mpf(a))
+            derivative = -mpmath.diff(
+                lambda s, point=point: mpmath.gammainc(s, point, mpmath.inf, regularized=True), mpmath.mpf(a)
+            )
         density = point ** (a - 1) * mpmath.exp(-point) / mpmath.gamma(a)
         values.append(float(-derivative / density))
     return np.array(values)
@@ -309,7 +311,7 @@ def _check_shape_gradients(xp, family, data, method_option="auto", rtol=1e-9):
     point = tuple(xp.asarray(data[k]) for k in ("x", "locs", "scales", "logits"))
     shape_x = tuple(xp.asarray(p) for p in data["shape"])
     method = sampled.resolve_cdf_gradient(method_option, family, xp.xp)
-    options = dict(family=family, shape_params=shape_x, cdf_gradient=method_option, cdf_noise=xp.asarray(noise))
+    options = {"family": family, "shape_params": shape_x, "cdf_gradient": method_option, "cdf_noise": xp.asarray(noise)}
     velocities = _reference_velocities(family, data, noise, method)
     shape_rtol = rtol if velocities is not None else 1e-7  # central differences of SciPy
     args = (data["x"], data["locs"], data["scales"], data["logits"])
@@ -386,7 +388,7 @@ def test_jax_exact_gamma_gradients_match_the_reference():
 
     @jax.jit
     def gradients(x, locs, scales, logits, cotangent, concentration):
-        options = dict(family="gamma", shape_params=(concentration,), cdf_gradient="auto")
+        options = {"family": "gamma", "shape_params": (concentration,), "cdf_gradient": "auto"}
         return (
             shared_math.implicit_vjp(x, locs, scales, logits, cotangent, **options),
             shared_math.rao_blackwell_vjp(x, locs, scales, logits, cotangent, **options),
@@ -449,7 +451,7 @@ def test_sampled_normal_agrees_in_mean_with_the_exact_path(method):
     x, component, noise = ref.sample_mixture(rng, locs, scales, logits, (3,))
     cotangent = rng.standard_normal(x.shape)
     one_hot = ref.one_hot(component, num_components)
-    batch = lambda a: np.broadcast_to(a, (replicates,) + np.shape(a)).copy()  # noqa: E731
+    batch = lambda a: np.broadcast_to(a, (replicates,) + np.shape(a)).copy()
     # parameters with a replicate dimension (R, 1, ...) so that gradients stay per replicate
     params = [batch(a)[:, None] for a in (locs, scales, logits)]
     if method == "sampled":

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import _family_reference as fref
+import _reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,8 +30,6 @@ import scipy.special
 import scipy.stats
 import torch
 
-import _family_reference as fref
-import _reference as ref
 import numpyro_gmm
 import pyro_gmm
 import shared_math
@@ -247,7 +247,7 @@ def test_pyro_sampled_normal_is_unbiased_and_agrees_with_the_exact_path(cdf_grad
     Eq. 9 for ``loc``/``scale`` the gradient is unbiased (N = 20000, |z| < 5), and its
     per-sample difference to the exact path on the same draws has mean zero."""
     params, coefficients = _normal_case()
-    tensors_of = lambda: {  # noqa: E731
+    tensors_of = lambda: {
         k: torch.tensor(np.broadcast_to(v, (NUM_SAMPLES,) + v.shape).copy(), requires_grad=True) for k, v in params.items()
     }
     results = {}
@@ -449,16 +449,15 @@ def test_bad_parameters_raise_naming_them(family, values, name):
     in both adapters; with the components' validation on, the framework's own names it."""
     tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
     arrays = {k: jnp.asarray(v) for k, v in values.items()}
+    with pdist.validation_enabled(False):
+        component = _pyro_component(family, {k: v[:, None] for k, v in tensors.items()}, False)
     with pytest.raises(ValueError, match=name):
-        with pdist.validation_enabled(False):
-            component = _pyro_component(family, {k: v[:, None] for k, v in tensors.items()}, False)
         pyro_gmm.ReparamMixtureSameFamily(pdist.Categorical(logits=torch.zeros(2)), component, validate_args=True)
     # torch's Beta validates through its Dirichlet, whose message names "concentration"
-    with pytest.raises(ValueError, match="concentration" if family == "beta" else name):
-        with pdist.validation_enabled(True):
-            pyro_gmm.ReparamMixtureSameFamily(
-                pdist.Categorical(logits=torch.zeros(2)), _pyro_component(family, {k: v[:, None] for k, v in tensors.items()}, False)
-            )
+    with pytest.raises(ValueError, match="concentration" if family == "beta" else name), pdist.validation_enabled(True):
+        pyro_gmm.ReparamMixtureSameFamily(
+            pdist.Categorical(logits=torch.zeros(2)), _pyro_component(family, {k: v[:, None] for k, v in tensors.items()}, False)
+        )
     with pytest.raises(ValueError, match=name):
         numpyro_gmm.ReparamMixtureSameFamily(
             ndist.CategoricalLogits(jnp.zeros(2)),
