@@ -211,6 +211,20 @@ def test_numpyro_shape_gradients_are_unbiased(family, event_size):
     _assert_unbiased(per_sample, _exact_gradients(family, params, coefficients), f"numpyro {family} D={event_size}")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gamma", "beta", "student_t"])
+@pytest.mark.parametrize("estimator", ["implicit", "hybrid"])
+@pytest.mark.parametrize("cdf_gradient", ["sampled", "rejection"])
+def test_numpyro_shape_gradients_are_unbiased_every_estimator_slow(family, estimator, cdf_gradient):
+    """The other estimators with ours and Eq. 10's sampler (for the Student-t these sample the
+    loc/scale velocities too), D = 2; N = 50000; |z| < 5."""
+    params, coefficients = _case(family, 2)
+    per_sample = numpyro_per_sample(
+        family, params, coefficients, True, 50000, seed=7, estimator=estimator, cdf_gradient=cdf_gradient
+    )
+    _assert_unbiased(per_sample, _exact_gradients(family, params, coefficients), f"numpyro {family} {estimator} {cdf_gradient}")
+
+
 def test_numpyro_sampled_gamma_shape_gradient_agrees_with_the_exact_one():
     """Same keys (so the same draws), D = 2: the per-sample difference between the sampled
     (``cdf_gradient="sampled"``, M = 1) and the exact (``igamma_grad_a``) concentration
