@@ -39,37 +39,71 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 import shared_math
 
 
+def _known(tangent):
+    """``None`` for a symbolic zero tangent (a parameter not being differentiated), else the tangent."""
+    return None if isinstance(tangent, SymbolicZero) else tangent
+
+
+def _cdf_options(family, cdf, key, x, locs, shape_params, shape_dots, location_scale_moves):
+    """The ``cdf_gradient``/``cdf_noise``/``shape_dots`` options of the shared_math jvp for the
+    static ``cdf`` (``None`` or ``(method, M)``): empty when no shape parameter moves and the
+    ``loc``/``scale`` velocities stay closed forms (nothing to sample)."""
+    shape_dots = tuple(_known(d) for d in shape_dots)
+    if cdf is None:
+        return {}
+    option, samples = cdf
+    forced = shared_math.sampled.samples_location_scale(option, family) and location_scale_moves
+    if all(d is None for d in shape_dots) and not forced:
+        return {}
+    method = shared_math.resolve_cdf_gradient(option, family, jnp)
+    noise = None
+    if shared_math.sampled.noise_kind(method) is not None:
+        noise = draw_cdf_noise(key, method, samples, family, x.shape[:-1], locs, shape_params)
+    return {"cdf_gradient": option, "cdf_noise": noise, "shape_dots": shape_dots}
+
+
 def _identity_with_tangent(tangent, doc):
-    """A ``jax.custom_jvp`` identity ``(family, x0, locs, scales, logits, shape_params) -> x0``
-    whose tangent is ``tangent(x, locs, scales, logits, locs_dot, scales_dot, logits_dot,
-    family=family, shape_params=shape_params)``.
+    """A ``jax.custom_jvp`` identity ``(family, x0, locs, scales, logits, shape_params, cdf=None,
+    key=None) -> x0`` whose tangent is ``tangent(x, locs, scales, logits, locs_dot, scales_dot,
+    logits_dot, family=family, shape_params=shape_params, ...)``.
 
     ``family`` (a :mod:`shared_math.families` name, static) and ``shape_params`` (a tuple of
-    arrays, held fixed: their tangents are ignored) describe the components.  ``x0`` (shape
-    ``(..., D)``) must be a draw from the mixture with these parameters, carried without
-    gradient; ``x0`` itself gets no tangent (the noise is held fixed).  The rule computes its
-    primal through the custom function itself and evaluates the tangent at that primal, so
-    when JAX differentiates the rule, d(tangent)/dx is chained through the same rule
-    (correct higher derivatives).
+    arrays) describe the components.  ``cdf`` (static) is ``None`` (shape parameters held
+    fixed: their tangents are ignored) or ``(option, M)``, a ``cdf_gradient`` option of
+    :mod:`shared_math.sampled` and its number of inner draws; ``key`` is the PRNG key of the
+    inner noise, drawn inside the rule (uniforms or the family's own draws,
+    :func:`draw_cdf_noise`).  ``x0`` (shape ``(..., D)``) must be a draw from the mixture with
+    these parameters, carried without gradient; ``x0`` itself gets no tangent (the noise is
+    held fixed).  Tangents of parameters that are not differentiated arrive as symbolic
+    zeros and cost nothing.  The rule computes its primal through the custom function itself
+    and evaluates the tangent at that primal, so when JAX differentiates the rule,
+    d(tangent)/dx is chained through the same rule (correct higher derivatives).
     """
 
-    @partial(jax.custom_jvp, nondiff_argnums=(0,))
-    def attach(family, x0, locs, scales, logits, shape_params):
+    @partial(jax.custom_jvp, nondiff_argnums=(0, 6))
+    def attach(family, x0, locs, scales, logits, shape_params, cdf=None, key=None):
         return x0
 
-    @attach.defjvp
-    def _attach_jvp(family, primals, tangents):
-        x0, locs, scales, logits, shape_params = primals
-        _, locs_dot, scales_dot, logits_dot, _ = tangents
-        x = attach(family, x0, locs, scales, logits, shape_params)
+    def _attach_jvp(family, cdf, primals, tangents):
+        x0, locs, scales, logits, shape_params, key = primals
+        _, locs_dot, scales_dot, logits_dot, shape_dots, _ = tangents
+        locs_dot, scales_dot, logits_dot = _known(locs_dot), _known(scales_dot), _known(logits_dot)
+        x = attach(family, x0, locs, scales, logits, shape_params, cdf, key)
+        if locs_dot is None and scales_dot is None and logits_dot is None and all(_known(d) is None for d in shape_dots):
+            return x, jnp.zeros_like(x)
+        options = _cdf_options(
+            family, cdf, key, x, locs, shape_params, shape_dots, locs_dot is not None or scales_dot is not None
+        )
         return x, tangent(
-            x, locs, scales, logits, locs_dot, scales_dot, logits_dot, family=family, shape_params=shape_params
+            x, locs, scales, logits, locs_dot, scales_dot, logits_dot, family=family, shape_params=shape_params, **options
         )
 
+    attach.defjvp(_attach_jvp, symbolic_zeros=True)
     attach.__doc__ = doc
     return attach
 
@@ -87,36 +121,54 @@ attach_rao_blackwell = _identity_with_tangent(
 )
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def attach_logits_implicit(family, x, locs, scales, logits, shape_params):
-    r"""Identity in ``x`` that adds the implicit gradient with respect to ``logits`` only.
+@partial(jax.custom_jvp, nondiff_argnums=(0, 6))
+def attach_logits_implicit(family, x, locs, scales, logits, shape_params, cdf=None, key=None, component_one_hot=None, noise=None):
+    r"""Identity in ``x`` that adds the implicit gradient with respect to ``logits`` (and, with
+    ``cdf``, the chosen component's shape-parameter velocities) only.
 
     ``x = sample_from_noise(locs, scales, one_hot, noise)`` keeps its own (chosen-component)
     derivative with respect to ``locs`` and ``scales``; this rule passes it through and adds
-    :math:`\dot x^{\text{implicit}}(\dot\ell)` (Graves Eq. 22 in forward mode).
+    :math:`\dot x^{	ext{implicit}}(\dot\ell)` (Graves Eq. 22 in forward mode) and
+    :math:`\sum_	heta V_k\dot	heta_k` of the chosen component :math:`k`
+    (:func:`shared_math.hybrid_jvp`; ``component_one_hot`` and ``noise`` are the draw's).
     """
     return x
 
 
-@attach_logits_implicit.defjvp
-def _attach_logits_implicit_jvp(family, primals, tangents):
-    x, locs, scales, logits, shape_params = primals
-    x_dot, _, _, logits_dot, _ = tangents
-    x_out = attach_logits_implicit(family, x, locs, scales, logits, shape_params)
-    logits_part = shared_math.implicit_jvp(
-        x_out, locs, scales, logits, None, None, logits_dot, family=family, shape_params=shape_params
-    )
-    return x_out, x_dot + logits_part
+def _attach_logits_implicit_jvp(family, cdf, primals, tangents):
+    x, locs, scales, logits, shape_params, key, component_one_hot, noise = primals
+    x_dot, _, _, logits_dot, shape_dots, _, _, _ = tangents
+    x_out = attach_logits_implicit(family, x, locs, scales, logits, shape_params, cdf, key, component_one_hot, noise)
+    total = jnp.zeros_like(x_out) if isinstance(x_dot, SymbolicZero) else x_dot
+    logits_dot = _known(logits_dot)
+    if logits_dot is not None:
+        total = total + shared_math.implicit_jvp(
+            x_out, locs, scales, logits, None, None, logits_dot, family=family, shape_params=shape_params
+        )
+    options = _cdf_options(family, cdf, key, x_out, locs, shape_params, shape_dots, False)
+    if options:
+        total = total + shared_math.hybrid_jvp(
+            x_out, locs, scales, logits, component_one_hot, noise, family=family, shape_params=shape_params, **options
+        )
+    return x_out, total
 
 
-def standard_noise(key, family, shape, chosen_shape_params, dtype):
-    """Draws of the standardized ``family`` (location 0, scale 1); ``chosen_shape_params`` are
-    the shape parameters of each draw's component (shape ``shape``).  Drawn flat and
-    reshaped (see :func:`draw_component_and_noise`)."""
-    size = math.prod(shape)
+attach_logits_implicit.defjvp(_attach_logits_implicit_jvp, symbolic_zeros=True)
+
+
+def _family_draws(key, family, shape, shape_params, dtype):
+    """Draws of the standardized ``family`` of shape ``shape`` (``shape_params`` broadcast to it)
+    from ``jax.random``, inside the open support."""
     if family == "student_t":
-        (df,) = chosen_shape_params
-        return jax.random.t(key, jax.lax.stop_gradient(df), shape, dtype)
+        (df,) = shape_params
+        return jax.random.t(key, df, shape, dtype)
+    if family == "gamma":
+        (concentration,) = shape_params
+        return jnp.clip(jax.random.gamma(key, concentration, shape, dtype), jnp.finfo(dtype).tiny)
+    if family == "beta":
+        concentration1, concentration0 = shape_params
+        finfo = jnp.finfo(dtype)
+        return jnp.clip(jax.random.beta(key, concentration1, concentration0, shape, dtype), finfo.tiny, 1.0 - 0.5 * finfo.eps)
     samplers = {
         "normal": jax.random.normal,
         "logistic": jax.random.logistic,
@@ -124,7 +176,28 @@ def standard_noise(key, family, shape, chosen_shape_params, dtype):
         "cauchy": jax.random.cauchy,
         "gumbel": jax.random.gumbel,
     }
-    return jnp.reshape(samplers[family](key, (size,), dtype), shape)
+    return jnp.reshape(samplers[family](key, (math.prod(shape),), dtype), shape)
+
+
+def draw_cdf_noise(key, method, samples, family, sample_batch_shape, locs, shape_params):
+    r"""The inner noise of the sampled CDF gradients (:mod:`shared_math.sampled`), shape
+    ``(M,) + sample_batch_shape + (K, D)``: uniforms on [0, 1) for ``"sampled"``, standardized
+    draws of each component's :math:`g` (``jax.random``'s own samplers) for ``"rejection"``."""
+    kind = shared_math.sampled.noise_kind(method)
+    full = (samples,) + tuple(sample_batch_shape) + tuple(locs.shape[-2:])
+    if kind == "uniform":
+        return jnp.reshape(jax.random.uniform(key, (math.prod(full),), locs.dtype), full)
+    params = tuple(jnp.broadcast_to(jax.lax.stop_gradient(p), full) for p in shape_params)
+    return _family_draws(key, family, full, params, locs.dtype)
+
+
+def standard_noise(key, family, shape, chosen_shape_params, dtype):
+    """Draws of the standardized ``family`` (location 0, scale 1); ``chosen_shape_params`` are
+    the shape parameters of each draw's component (shape ``shape``).  Drawn flat and
+    reshaped (see :func:`draw_component_and_noise`)."""
+    if chosen_shape_params:
+        return _family_draws(key, family, shape, tuple(jax.lax.stop_gradient(p) for p in chosen_shape_params), dtype)
+    return _family_draws(key, family, shape, (), dtype)
 
 
 def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype, family="normal", shape_params=()):
@@ -146,13 +219,15 @@ def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype,
     gumbel = jnp.reshape(gumbel, sample_batch_shape + (num_components,))
     component = jnp.argmax(jax.lax.stop_gradient(logits) + gumbel, axis=-1)
     component_one_hot = shared_math.one_hot(component, num_components, dtype)
-    chosen = tuple(jnp.sum(component_one_hot[..., None] * p, axis=-2) for p in shape_params)
+    chosen = tuple(jnp.sum(component_one_hot[..., None] * jax.lax.stop_gradient(p), axis=-2) for p in shape_params)
     noise = standard_noise(key_noise, family, sample_batch_shape + (event_size,), chosen, dtype)
     return component_one_hot, noise
 
 
-@partial(jax.jit, static_argnames=("sample_shape", "estimator", "family"))
-def reparameterized_sample_with_component(key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=()):
+@partial(jax.jit, static_argnames=("sample_shape", "estimator", "family", "cdf"))
+def reparameterized_sample_with_component(
+    key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=(), cdf=None
+):
     """``(x, component)``: a differentiable draw ``x`` of shape ``sample_shape + batch_shape
     + (D,)`` and the index of the component it was drawn from, shape ``sample_shape +
     batch_shape`` (integer; what NumPyro's ``MixtureSameFamily.sample_with_intermediates``
@@ -162,32 +237,69 @@ def reparameterized_sample_with_component(key, locs, scales, logits, sample_shap
     ``batch_shape + (K,)`` (already broadcast, one floating dtype); ``sample_shape`` is a
     tuple and ``estimator`` is ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (already
     resolved); ``family`` (static) and ``shape_params`` (broadcast like ``locs``) describe
-    the components.  Jitted as a whole (one compilation per shape instead of one per primitive
-    when called eagerly); inside ``jit``/``grad``/``vmap`` it is traced through like any
-    other function.
+    the components.  ``cdf`` (static): ``None`` holds the shape parameters fixed (no
+    derivative); ``(option, M)`` differentiates them (and, for ``"sampled"``/``"rejection"``
+    on a real-line family, ``loc``/``scale`` too) by the CDF derivative ``option`` of
+    :mod:`shared_math.sampled` with ``M`` inner draws; then ``key`` is split in two, one
+    for the draw and one for the inner noise (drawn inside the derivative rule).  Jitted as a whole (one
+    compilation per shape instead of one per primitive when called eagerly); inside
+    ``jit``/``grad``/``vmap`` it is traced through like any other function.
     """
     batch_shape = locs.shape[:-2]
     event_size = locs.shape[-1]
     sample_batch_shape = tuple(sample_shape) + tuple(batch_shape)
-    shape_params = tuple(jax.lax.stop_gradient(p) for p in shape_params)
+    key_cdf = None
+    if cdf is None:
+        shape_params = tuple(jax.lax.stop_gradient(p) for p in shape_params)
+    else:  # independent keys for the draw and the inner noise of the CDF gradients
+        key, key_cdf = jax.random.split(key)
     component_one_hot, noise = draw_component_and_noise(
         key, logits, sample_batch_shape, event_size, locs.dtype, family, shape_params
     )
     component = jnp.argmax(component_one_hot, axis=-1)
     if estimator == "hybrid":
         x_direct = shared_math.sample_from_noise(locs, scales, component_one_hot, noise)
-        return attach_logits_implicit(family, x_direct, locs, scales, logits, shape_params), component
-    attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell}.get(estimator)
+        if cdf is None or not shared_math.sampled.samples_location_scale(cdf[0], family):
+            x = attach_logits_implicit(
+                family, x_direct, locs, scales, logits, shape_params, cdf, key_cdf, component_one_hot, noise
+            )
+            return x, component
+    attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell, "hybrid": attach_hybrid}.get(estimator)
     if attach is None:
         raise ValueError(f"estimator must be 'implicit', 'hybrid' or 'rao_blackwell' here; got {estimator!r}")
     x0 = jax.lax.stop_gradient(shared_math.sample_from_noise(locs, scales, component_one_hot, noise))
-    return attach(family, x0, locs, scales, logits, shape_params), component
+    if estimator == "hybrid":
+        return attach(family, x0, locs, scales, logits, shape_params, cdf, key_cdf, component_one_hot, noise), component
+    return attach(family, x0, locs, scales, logits, shape_params, cdf, key_cdf), component
 
 
-def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=()):
+@partial(jax.custom_jvp, nondiff_argnums=(0, 6))
+def attach_hybrid(family, x0, locs, scales, logits, shape_params, cdf, key, component_one_hot, noise):
+    """Identity in ``x0`` whose derivative is the whole ``"hybrid"`` estimator
+    (:func:`shared_math.hybrid_jvp`), used when ``cdf`` samples the ``loc``/``scale``
+    velocities too (``cdf_gradient="sampled"``/``"rejection"`` on a real-line family)."""
+    return x0
+
+
+def _attach_hybrid_jvp(family, cdf, primals, tangents):
+    x0, locs, scales, logits, shape_params, key, component_one_hot, noise = primals
+    _, locs_dot, scales_dot, logits_dot, shape_dots, _, _, _ = tangents
+    locs_dot, scales_dot, logits_dot = _known(locs_dot), _known(scales_dot), _known(logits_dot)
+    x = attach_hybrid(family, x0, locs, scales, logits, shape_params, cdf, key, component_one_hot, noise)
+    options = _cdf_options(family, cdf, key, x, locs, shape_params, shape_dots, locs_dot is not None or scales_dot is not None)
+    return x, shared_math.hybrid_jvp(
+        x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot,
+        family=family, shape_params=shape_params, **options,
+    )
+
+
+attach_hybrid.defjvp(_attach_hybrid_jvp, symbolic_zeros=True)
+
+
+def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=(), cdf=None):
     """The draw of :func:`reparameterized_sample_with_component` alone."""
     return reparameterized_sample_with_component(
-        key, locs, scales, logits, sample_shape, estimator, family, tuple(shape_params)
+        key, locs, scales, logits, sample_shape, estimator, family, tuple(shape_params), cdf
     )[0]
 
 

@@ -221,15 +221,37 @@ class DiagNormalMixture(Distribution):
         )
 
 
-#: Supported component classes: ``class -> (shared_math family name, shape parameter attributes)``
-#: (exact classes: a subclass may change the density).
+def _location_scale(base):
+    return base.loc, base.scale, ()
+
+
+def _student_t(base):
+    return base.loc, base.scale, (base.df,)
+
+
+def _gamma(base):
+    """Gamma(concentration, rate): location 0, scale 1/rate (differentiable), shape (concentration,)."""
+    rate = jnp.asarray(base.rate)
+    return jnp.zeros_like(rate), 1.0 / rate, (base.concentration,)
+
+
+def _beta(base):
+    concentration1 = jnp.asarray(base.concentration1)
+    return jnp.zeros_like(concentration1), jnp.ones_like(concentration1), (concentration1, base.concentration0)
+
+
+#: Supported component classes: ``class -> (shared_math family name, parameters)`` where
+#: ``parameters(base)`` returns ``(loc, scale, shape_params)`` of the family's location-scale
+#: form (exact classes: a subclass may change the density).
 COMPONENT_FAMILIES = {
-    continuous.Normal: ("normal", ()),
-    continuous.Logistic: ("logistic", ()),
-    continuous.Laplace: ("laplace", ()),
-    continuous.Cauchy: ("cauchy", ()),
-    continuous.Gumbel: ("gumbel", ()),
-    continuous.StudentT: ("student_t", ("df",)),
+    continuous.Normal: ("normal", _location_scale),
+    continuous.Logistic: ("logistic", _location_scale),
+    continuous.Laplace: ("laplace", _location_scale),
+    continuous.Cauchy: ("cauchy", _location_scale),
+    continuous.Gumbel: ("gumbel", _location_scale),
+    continuous.StudentT: ("student_t", _student_t),
+    continuous.Gamma: ("gamma", _gamma),
+    continuous.Beta: ("beta", _beta),
 }
 
 _SUPPORTED = (
@@ -239,29 +261,63 @@ _SUPPORTED = (
 )
 
 
-def component_family(component_distribution):
-    """``(family, loc, scale, shape_params, event_size)`` of a supported component distribution
-    (possibly expanded and/or ``to_event(1)``), parameters broadcast to its batch (and event)
-    shape with a trailing event axis (``event_size`` is ``None`` for scalar components, whose
-    parameters get a trailing axis of size 1); ``None`` if it is not supported."""
+def _base_component(component_distribution):
+    """``(base, shape, reinterpreted)``: the supported distribution inside ``Independent`` and
+    ``ExpandedDistribution`` wrappers, the (expanded) batch shape and the number of
+    reinterpreted dimensions."""
     base = component_distribution
     reinterpreted = 0
     if isinstance(base, Independent):
         reinterpreted = base.reinterpreted_batch_ndims
         base = base.base_dist
-    if reinterpreted > 1:
-        return None
     shape = base.batch_shape
     if isinstance(base, ExpandedDistribution):
         base = base.base_dist
-    if type(base) not in COMPONENT_FAMILIES:
+    return base, shape, reinterpreted
+
+
+def component_family(component_distribution):
+    """``(family, loc, scale, shape_params, event_size)`` of a supported component distribution
+    (possibly expanded and/or ``to_event(1)``), parameters broadcast to its batch (and event)
+    shape with a trailing event axis (``event_size`` is ``None`` for scalar components, whose
+    parameters get a trailing axis of size 1); ``None`` if it is not supported."""
+    base, shape, reinterpreted = _base_component(component_distribution)
+    if reinterpreted > 1 or type(base) not in COMPONENT_FAMILIES:
         return None
-    family, shape_names = COMPONENT_FAMILIES[type(base)]
-    parameters = [jnp.broadcast_to(getattr(base, name), shape) for name in ("loc", "scale") + shape_names]
+    family, parameters_of = COMPONENT_FAMILIES[type(base)]
+    loc, scale, shape_params = parameters_of(base)
+    parameters = [jnp.broadcast_to(p, shape) for p in (loc, scale) + tuple(shape_params)]
     if reinterpreted == 0:
         parameters = [p[..., None] for p in parameters]
     loc, scale, *shape_params = parameters
     return family, loc, scale, tuple(shape_params), (shape[-1] if reinterpreted else None)
+
+
+def _check_component_values(component_distribution):
+    """``ValueError`` naming the parameter for non-positive or non-finite shape parameters,
+    Gamma rates and scales, for each one that is concrete (traced values are skipped)."""
+    base, _, _ = _base_component(component_distribution)
+    family = COMPONENT_FAMILIES[type(base)][0]
+    table = shared_math.get_family(family)
+    named = [(name, getattr(base, name)) for name in table.shape_names]
+    named += [(name, getattr(base, name)) for name in ("rate", "scale") if hasattr(base, name)]
+    with jax.ensure_compile_time_eval():
+        for name, value in named:
+            if not_jax_tracer(value):
+                value = jnp.asarray(value)
+                if bool(jnp.any(~(value > 0))) or bool(jnp.any(~jnp.isfinite(value))):
+                    raise ValueError(f"{name} must be positive and finite (found NaN, infinity or a value <= 0)")
+
+
+def _check_value_in_support(support, value):
+    """``ValueError`` naming ``value`` if a concrete ``value`` lies outside ``support`` (the
+    components' own constraint; NumPyro itself only warns)."""
+    if not not_jax_tracer(value):
+        return
+    with jax.ensure_compile_time_eval():
+        inside = support(jnp.asarray(value))
+        if not bool(jnp.all(inside)):
+            raise ValueError(f"value must lie in the support {support} of the components (found a value outside it)")
 
 
 class ReparamMixtureSameFamily(MixtureSameFamily):
@@ -279,17 +335,44 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
 
     Supported: ``mixing_distribution`` a ``Categorical`` (logits or probs) and
     ``component_distribution`` one of :data:`COMPONENT_FAMILIES` (``Normal``, ``Logistic``,
-    ``Laplace``, ``Cauchy``, ``Gumbel``, ``StudentT`` with its ``df`` held fixed) with batch
-    shape ``(..., K)`` (scalar event) or ``.to_event(1)`` of one with batch shape ``(..., K)``
-    and event shape ``(D,)`` (optionally ``expand``-ed).  Anything else raises ``ValueError``.
+    ``Laplace``, ``Cauchy``, ``Gumbel``, ``StudentT``, ``Gamma(concentration, rate)`` as
+    location 0 and scale :math:`1/\text{rate}`, ``Beta(concentration1, concentration0)`` as
+    location 0 and scale 1) with batch shape ``(..., K)`` (scalar event) or ``.to_event(1)``
+    of one with batch shape ``(..., K)`` and event shape ``(D,)`` (optionally ``expand``-ed).
+    Anything else raises ``ValueError``.
+
+    **Shape parameters** (``df``, ``concentration``, ``concentration1``, ``concentration0``)
+    are differentiable too: the derivative of the component CDF in them is exact where JAX
+    has it (the Gamma's, ``jax.lax.igamma_grad_a``) and otherwise estimated by Graves' Eq. 9
+    (:mod:`shared_math.sampled`; unbiased, ``cdf_gradient_samples`` inner draws per sample,
+    component and coordinate from a key split off the sample's key, drawn inside the
+    derivative rule only when a shape parameter is differentiated).
 
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``
         (see :class:`DiagNormalMixture`).
+    :param str cdf_gradient: ``"auto"`` (exact where JAX has the derivative, else
+        ``"sampled"``), ``"exact"`` (``ValueError`` for the Beta and Student-t, which have
+        none), ``"sampled"`` (our stratified smaller-tail estimator; on real-line families it
+        replaces the closed forms of ``loc``/``scale`` too) or ``"rejection"`` (Graves' Eq. 9
+        with Eq. 10's sampler).
+    :param int cdf_gradient_samples: inner draws :math:`M` (default 1).
+    :param validate_args: as NumPyro's; with it on, non-positive shape parameters, rates and
+        scales, and (in ``log_prob``) values outside the support raise ``ValueError`` naming
+        them (concrete values only).
     """
 
-    pytree_aux_fields = ("estimator", "resolved_estimator")
+    pytree_aux_fields = ("estimator", "resolved_estimator", "cdf_gradient", "cdf_gradient_samples", "resolved_cdf")
 
-    def __init__(self, mixing_distribution, component_distribution, *, estimator="auto", validate_args=None):
+    def __init__(
+        self,
+        mixing_distribution,
+        component_distribution,
+        *,
+        estimator="auto",
+        cdf_gradient="auto",
+        cdf_gradient_samples=shared_math.DEFAULT_CDF_GRADIENT_SAMPLES,
+        validate_args=None,
+    ):
         if not isinstance(mixing_distribution, (CategoricalLogits, CategoricalProbs)):
             raise ValueError(
                 "ReparamMixtureSameFamily needs a Categorical mixing_distribution (logits or probs); "
@@ -317,7 +400,16 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         )
         self.resolved_estimator = shared_math.resolve_estimator(estimator)
         self.estimator = estimator
+        self.cdf_gradient_samples = shared_math.cdf_gradient_settings(cdf_gradient, cdf_gradient_samples)
+        self.cdf_gradient = cdf_gradient
+        family = component_family(component_distribution)[0]
+        shared_math.resolve_cdf_gradient(cdf_gradient, family, jnp)  # "exact" without one fails here
+        # None: nothing to estimate (closed-form loc/scale velocities, no shape parameter)
+        needed = shared_math.get_family(family).shape_names or shared_math.sampled.samples_location_scale(cdf_gradient, family)
+        self.resolved_cdf = (cdf_gradient, self.cdf_gradient_samples) if needed else None
         super().__init__(mixing_distribution, component_distribution, validate_args=validate_args)
+        if self._validate_args:
+            _check_component_values(component_distribution)
 
     @property
     def has_rsample(self):
@@ -378,7 +470,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         ``MixtureSameFamily.sample_with_intermediates`` returns them."""
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x, component = reparameterized_sample_with_component(
-            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params
+            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params, self.resolved_cdf
         )
         return (x if self.event_shape else x[..., 0]), [component]
 
@@ -386,6 +478,8 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         """As ``MixtureSameFamily.log_prob`` (``intermediates`` unused), with a ``ValueError``
         naming ``value`` when its trailing dimensions are not the event shape."""
         shared_math.check_value_shape(jnp.shape(value), self.event_shape)
+        if self._validate_args:
+            _check_value_in_support(self.component_distribution.support, value)
         return super().log_prob(value, intermediates)
 
     def sample(self, key, sample_shape=()):
@@ -393,7 +487,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         the component locations/scales and the mixing logits."""
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x = reparameterized_sample(
-            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params
+            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params, self.resolved_cdf
         )
         return x if self.event_shape else x[..., 0]
 
@@ -412,5 +506,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             mixing,
             self.component_distribution.expand(batch_shape + (num_components,)),
             estimator=self.estimator,
+            cdf_gradient=self.cdf_gradient,
+            cdf_gradient_samples=self.cdf_gradient_samples,
             validate_args=False,
         )

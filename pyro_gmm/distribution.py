@@ -59,12 +59,16 @@ class _MixtureSampleBackward(torch.autograd.Function):
     r"""Identity on the drawn sample :math:`x`, with the mixture's sample gradient as backward.
 
     Inputs: ``(x, locs, scales, logits, component_one_hot, noise, estimator, family,
-    *shape_params)`` where ``x`` was drawn (without gradient) as
+    cdf_gradient, cdf_noise, *shape_params)`` where ``x`` was drawn (without gradient) as
     ``shared_math.sample_from_noise(locs, scales, component_one_hot, noise)`` with ``noise``
-    from the standardized ``family`` (a :mod:`shared_math.families` name; ``shape_params`` its
-    shape parameters, tensors held fixed).  :meth:`backward` returns
-    ``(locs_bar, scales_bar, logits_bar)`` from :func:`shared_math.sample_vjp`, already summed
-    to each parameter's shape; ``x`` itself gets no derivative (the noise is held fixed).
+    from the standardized ``family`` (a :mod:`shared_math.families` name; ``shape_params``
+    its shape parameters).  :meth:`backward` returns ``(locs_bar, scales_bar, logits_bar)``
+    from :func:`shared_math.sample_vjp`, already summed to each parameter's shape, and, when
+    ``cdf_gradient`` is an option (``"auto"``, ``"exact"``, ``"sampled"`` or ``"rejection"``;
+    :mod:`shared_math.sampled`), the gradients of the shape parameters, with ``cdf_noise`` the
+    inner noise drawn at ``rsample`` time and saved here (``(M, ...) + (K, D)`` uniforms or
+    standardized draws; ``None`` for ``"exact"``).  With ``cdf_gradient=None`` the shape
+    parameters are held fixed.  ``x`` itself gets no derivative (the noise is held fixed).
 
     The Function saves its *input* ``x``, not the returned tensor, so the caller may edit the
     sample in place (``x.add_(1)``) before calling ``backward``, as with ``Normal.rsample``.
@@ -81,48 +85,77 @@ class _MixtureSampleBackward(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, locs, scales, logits, component_one_hot, noise, estimator, family="normal", *shape_params):
+    def forward(
+        x, locs, scales, logits, component_one_hot, noise, estimator, family="normal", cdf_gradient=None, cdf_noise=None,
+        *shape_params,
+    ):
         return x.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, locs, scales, logits, component_one_hot, noise, estimator, family, *shape_params = inputs
-        ctx.estimator, ctx.family, ctx.num_shape_params = estimator, family, len(shape_params)
-        ctx.save_for_backward(x, locs, scales, logits, component_one_hot, noise, *shape_params)
+        x, locs, scales, logits, component_one_hot, noise, estimator, family, cdf_gradient, cdf_noise, *shape_params = inputs
+        ctx.estimator, ctx.family, ctx.cdf_gradient = estimator, family, cdf_gradient
+        ctx.num_shape_params, ctx.has_cdf_noise = len(shape_params), cdf_noise is not None
+        saved = (x, locs, scales, logits, component_one_hot, noise) + ((cdf_noise,) if cdf_noise is not None else ())
+        ctx.save_for_backward(*saved, *shape_params)
+
+    @staticmethod
+    def _unpack(ctx, tensors):
+        x, locs, scales, logits, component_one_hot, noise, *rest = tensors
+        cdf_noise = rest[0] if ctx.has_cdf_noise else None
+        shape_params = tuple(rest[1:] if ctx.has_cdf_noise else rest)
+        return x, locs, scales, logits, component_one_hot, noise, cdf_noise, shape_params
 
     @staticmethod
     def backward(ctx, grad_x):
-        x, locs, scales, logits, component_one_hot, noise, *shape_params = ctx.saved_tensors
-        options = {"family": ctx.family, "shape_params": tuple(shape_params)}
+        x, locs, scales, logits, component_one_hot, noise, cdf_noise, shape_params = _MixtureSampleBackward._unpack(
+            ctx, ctx.saved_tensors
+        )
+        options = {"family": ctx.family, "shape_params": shape_params}
+        if ctx.cdf_gradient is not None:
+            options.update(cdf_gradient=ctx.cdf_gradient, cdf_noise=cdf_noise)
         if torch.is_grad_enabled():  # create_graph=True: let d(backward)/dtheta see x(theta)
             x = _sample_function().apply(
-                x, locs, scales, logits, component_one_hot, noise, ctx.estimator, ctx.family, *shape_params
+                x, locs, scales, logits, component_one_hot, noise, ctx.estimator, ctx.family, ctx.cdf_gradient,
+                cdf_noise, *shape_params,
             )
-        locs_bar, scales_bar, logits_bar = shared_math.sample_vjp(
-            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, **options
-        )
+        bars = shared_math.sample_vjp(ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, **options)
+        locs_bar, scales_bar, logits_bar = bars[:3]
+        shape_bars = bars[3] if ctx.cdf_gradient is not None else (None,) * ctx.num_shape_params
         needs = ctx.needs_input_grad
-        held_fixed = (None,) * (5 + ctx.num_shape_params)  # one_hot, noise, estimator, family, shape parameters
-        return (None, locs_bar if needs[1] else None, scales_bar if needs[2] else None, logits_bar if needs[3] else None) + held_fixed
+        shape_bars = tuple(b if needs[10 + i] else None for i, b in enumerate(shape_bars))
+        held_fixed = (None,) * 6  # one_hot, noise, estimator, family, cdf_gradient, cdf_noise
+        return (
+            (None, locs_bar if needs[1] else None, scales_bar if needs[2] else None, logits_bar if needs[3] else None)
+            + held_fixed
+            + shape_bars
+        )
 
 
 class _MixtureSample(_MixtureSampleBackward):
     r""":class:`_MixtureSampleBackward` plus forward mode: :meth:`jvp` returns :math:`\dot x`
     from :func:`shared_math.sample_jvp` (``torch.func.jvp``/``jacfwd``/``hessian`` and
-    ``torch.autograd.forward_ad``); ``x`` is held fixed in both modes."""
+    ``torch.autograd.forward_ad``), shape-parameter tangents included when ``cdf_gradient``
+    is a method; ``x`` is held fixed in both modes."""
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         _MixtureSampleBackward.setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[:6], *inputs[8:])
+        cdf_noise = inputs[9]
+        ctx.save_for_forward(*inputs[:6], *((cdf_noise,) if cdf_noise is not None else ()), *inputs[10:])
 
     @staticmethod
-    def jvp(ctx, x_dot, locs_dot, scales_dot, logits_dot, *held_fixed):
-        del x_dot, held_fixed  # the draw's randomness and the family's shape parameters
-        x, locs, scales, logits, component_one_hot, noise, *shape_params = ctx.saved_tensors
+    def jvp(ctx, x_dot, locs_dot, scales_dot, logits_dot, *rest):
+        del x_dot  # the draw's randomness is held fixed
+        shape_dots = rest[6:]
+        x, locs, scales, logits, component_one_hot, noise, cdf_noise, shape_params = _MixtureSampleBackward._unpack(
+            ctx, ctx.saved_tensors
+        )
+        options = {"family": ctx.family, "shape_params": shape_params}
+        if ctx.cdf_gradient is not None:
+            options.update(cdf_gradient=ctx.cdf_gradient, cdf_noise=cdf_noise, shape_dots=shape_dots)
         return shared_math.sample_jvp(
-            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot,
-            family=ctx.family, shape_params=tuple(shape_params),
+            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot, **options
         )
 
 
@@ -132,15 +165,68 @@ def _sample_function():
     return _MixtureSampleBackward if torch.compiler.is_compiling() else _MixtureSample
 
 
+def _may_carry_derivative(tensor):
+    """Whether ``tensor`` may get a derivative: it requires grad (also under ``torch.func.grad``)
+    or carries a forward-mode tangent (``torch.func.jvp``, ``forward_ad``)."""
+    if tensor.requires_grad:
+        return True
+    try:
+        return torch.autograd.forward_ad.unpack_dual(tensor).tangent is not None
+    except RuntimeError:  # pragma: no cover - outside any dual level on old torch
+        return False
+
+
+def _family_sampler(family, shape_params):
+    """The torch distribution of the standardized ``family`` (location 0, scale 1) with
+    ``shape_params`` (tensors broadcast to the draw's shape), for its ``sample``."""
+    if family == "student_t":
+        (df,) = shape_params
+        return torch.distributions.StudentT(df, validate_args=False)
+    if family == "gamma":
+        (concentration,) = shape_params
+        return torch.distributions.Gamma(concentration, torch.ones_like(concentration), validate_args=False)
+    if family == "beta":
+        return _BetaFromGammas(*shape_params)
+    raise ValueError(family)
+
+
+class _BetaFromGammas:
+    r"""Draws of :math:`\mathrm{Beta}(a, b)` as :math:`X/(X+Y)`, :math:`X\sim\Gamma(a)`,
+    :math:`Y\sim\Gamma(b)` from torch's Gamma sampler, as torch's own Dirichlet sampler forms
+    them (in float64, so that small concentrations do not underflow to 0/0).  torch's
+    ``Beta.sample`` goes through an old-style autograd Function, which ``torch.func``
+    transforms refuse even without gradients."""
+
+    def __init__(self, concentration1, concentration0):
+        self.concentration1, self.concentration0 = concentration1, concentration0
+
+    def sample(self, sample_shape=torch.Size()):
+        first, second = (
+            torch.distributions.Gamma(c.double(), torch.ones_like(c.double()), validate_args=False).sample(sample_shape)
+            for c in (self.concentration1, self.concentration0)
+        )
+        return (first / (first + second)).to(self.concentration1.dtype)
+
+
+def _inside_support(family, draws):
+    """Draws clipped into the open support of the standardized ``family`` (torch's Gamma and
+    Beta samplers can return 0 or 1 in float32 for small concentrations)."""
+    finfo = torch.finfo(draws.dtype)
+    if family == "gamma":
+        return draws.clamp(min=finfo.tiny)
+    if family == "beta":
+        return draws.clamp(min=finfo.tiny, max=1.0 - 0.5 * finfo.eps)
+    return draws
+
+
 def _standard_noise(family, shape, chosen_shape_params, dtype, device):
     """Draws of the standardized ``family`` (location 0, scale 1) from torch's generator;
     ``chosen_shape_params`` are the shape parameters of each draw's component (shape ``shape``)."""
     if family == "normal":
         return torch.randn(shape, dtype=dtype, device=device)
+    if chosen_shape_params:
+        return _inside_support(family, _family_sampler(family, chosen_shape_params).sample())
     zeros, ones = torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device)
-    if family == "student_t":
-        (df,) = chosen_shape_params
-        return torch.distributions.StudentT(df, validate_args=False).sample()
     import pyro.distributions as dist
 
     samplers = {
@@ -173,17 +259,59 @@ def draw_component_and_noise(logits, batch_shape, sample_shape, event_size, *, f
     return component_one_hot, noise
 
 
-def reparameterized_sample(locs, scales, logits, batch_shape, sample_shape, estimator, *, family="normal", shape_params=()):
+def draw_cdf_noise(method, samples, family, sample_shape, batch_shape, locs, shape_params):
+    r"""The inner noise of the sampled CDF gradients (:mod:`shared_math.sampled`), from torch's
+    generator, shape ``(M,) + sample_shape + batch_shape + (K, D)``: uniforms on [0, 1) for
+    ``"sampled"``, standardized draws of each component's :math:`g` (the framework's own
+    sampler) for ``"rejection"``; ``None`` for ``"exact"``.  Drawn at ``rsample`` time, after
+    the component and the noise (so a re-seeded generator replays all three in order)."""
+    kind = shared_math.sampled.noise_kind(method)
+    if kind is None:
+        return None
+    full = (samples,) + tuple(sample_shape) + tuple(batch_shape) + tuple(locs.shape[-2:])
+    if kind == "uniform":
+        return torch.rand(full, dtype=locs.dtype, device=locs.device)
+    expanded = tuple(p.detach().expand(full[1:]) for p in shape_params)
+    if expanded:
+        return _inside_support(family, _family_sampler(family, expanded).sample((samples,)))
+    return _standard_noise(family, full, (), locs.dtype, locs.device)
+
+
+def reparameterized_sample(
+    locs,
+    scales,
+    logits,
+    batch_shape,
+    sample_shape,
+    estimator,
+    *,
+    family="normal",
+    shape_params=(),
+    cdf_gradient="auto",
+    cdf_gradient_samples=shared_math.sampled.DEFAULT_CDF_GRADIENT_SAMPLES,
+):
     """A draw of shape ``sample_shape + batch_shape + (D,)`` from the factorized mixture of
     ``family`` components, differentiable in ``locs``, ``scales`` and ``logits`` by
-    ``estimator`` (forward and reverse mode, through :class:`_MixtureSample`)."""
+    ``estimator`` (forward and reverse mode, through :class:`_MixtureSample`), and in the
+    shape parameters when they carry a derivative: by the CDF derivative ``cdf_gradient``
+    (``"auto"``, ``"exact"``, ``"sampled"`` or ``"rejection"``, with
+    ``cdf_gradient_samples`` inner draws; :mod:`shared_math.sampled`)."""
     component_one_hot, noise = draw_component_and_noise(
         logits, batch_shape, sample_shape, locs.shape[-1], family=family, shape_params=shape_params
     )
     with torch.no_grad():  # detach too: no_grad does not stop forward-mode tangents
         x = shared_math.sample_from_noise(locs.detach(), scales.detach(), component_one_hot, noise)
+    method = shared_math.sampled.resolve_cdf_gradient(cdf_gradient, family, _TORCH_NAMESPACE)
+    shape_derivative = any(_may_carry_derivative(p) for p in shape_params)
+    forced = shared_math.sampled.samples_location_scale(cdf_gradient, family) and (
+        _may_carry_derivative(locs) or _may_carry_derivative(scales)
+    )
+    cdf_noise, option = None, None  # None: shape parameters held fixed, closed-form loc/scale velocities
+    if shape_derivative or forced:
+        option = cdf_gradient
+        cdf_noise = draw_cdf_noise(method, cdf_gradient_samples, family, sample_shape, batch_shape, locs, shape_params)
     return _sample_function().apply(
-        x, locs, scales, logits, component_one_hot, noise, estimator, family, *(p.detach() for p in shape_params)
+        x, locs, scales, logits, component_one_hot, noise, estimator, family, option, cdf_noise, *shape_params
     )
 
 

@@ -2,9 +2,11 @@ r"""``ReparamMixtureSameFamily``: ``pyro.distributions.MixtureSameFamily`` with 
 
 torch's ``MixtureSameFamily`` has no ``rsample`` (pytorch issue 39178).  For components of a
 location-scale family, one per coordinate (``Normal``, ``Logistic``, ``Laplace``, ``Cauchy``,
-``Gumbel`` or ``StudentT``, scalar or ``.to_event(1)``), the mixture's samples carry Graves'
-implicit gradient (Graves 2016, Eq. 6; weights via Eq. 22) or one of the other estimators of
-:mod:`shared_math.estimators`, for every ``loc``, ``scale`` and the mixing logits.
+``Gumbel``, ``StudentT``, ``Gamma`` or ``Beta``, scalar or ``.to_event(1)``), the mixture's
+samples carry Graves' implicit gradient (Graves 2016, Eq. 6; weights via Eq. 22) or one of
+the other estimators of :mod:`shared_math.estimators`, for every ``loc``, ``scale``, the
+mixing logits and the shape parameters (``df``, ``concentration``, ``rate``,
+``concentration1``, ``concentration0``; their CDF derivatives by :mod:`shared_math.sampled`).
 ``log_prob``, shapes and ``mixture_distribution``/``component_distribution`` are inherited
 unchanged; ``mean``, ``variance`` and ``cdf`` come from :mod:`shared_math`.
 """
@@ -16,16 +18,40 @@ import torch
 
 import shared_math
 
-from .distribution import reparameterized_sample
+from .distribution import _TORCH_NAMESPACE, _is_tracing, reparameterized_sample
 
-#: Supported component classes: ``(class, shared_math family name, shape parameter attributes)``.
+
+def _location_scale(base):
+    return base.loc, base.scale, ()
+
+
+def _student_t(base):
+    return base.loc, base.scale, (base.df,)
+
+
+def _gamma(base):
+    """Gamma(concentration, rate): location 0, scale 1/rate (a differentiable reciprocal, so
+    the rate's gradient follows by autograd), shape (concentration,)."""
+    rate = base.rate
+    return torch.zeros_like(rate), rate.reciprocal(), (base.concentration,)
+
+
+def _beta(base):
+    c1 = base.concentration1
+    return torch.zeros_like(c1), torch.ones_like(c1), (c1, base.concentration0)
+
+
+#: Supported component classes: ``(class, shared_math family name, parameters)`` where
+#: ``parameters(base)`` returns ``(loc, scale, shape_params)`` of the family's location-scale form.
 COMPONENT_FAMILIES = (
-    (torch.distributions.Normal, "normal", ()),
-    (dist.Logistic, "logistic", ()),
-    (torch.distributions.Laplace, "laplace", ()),
-    (torch.distributions.Cauchy, "cauchy", ()),
-    (torch.distributions.Gumbel, "gumbel", ()),
-    (torch.distributions.StudentT, "student_t", ("df",)),
+    (torch.distributions.Normal, "normal", _location_scale),
+    (dist.Logistic, "logistic", _location_scale),
+    (torch.distributions.Laplace, "laplace", _location_scale),
+    (torch.distributions.Cauchy, "cauchy", _location_scale),
+    (torch.distributions.Gumbel, "gumbel", _location_scale),
+    (torch.distributions.StudentT, "student_t", _student_t),
+    (torch.distributions.Gamma, "gamma", _gamma),
+    (torch.distributions.Beta, "beta", _beta),
 )
 
 _SUPPORTED = (
@@ -47,12 +73,29 @@ def component_family(component_distribution):
                 f"reinterpreted_batch_ndims={base.reinterpreted_batch_ndims}"
             )
         base, vector_event = base.base_dist, True
-    for cls, family, shape_names in COMPONENT_FAMILIES:
+    for cls, family, parameters in COMPONENT_FAMILIES:
         if isinstance(base, cls):
             shape = base.batch_shape
-            loc, scale = base.loc.expand(shape), base.scale.expand(shape)
-            return family, loc, scale, tuple(getattr(base, name).expand(shape) for name in shape_names), vector_event
+            loc, scale, shape_params = parameters(base)
+            return family, loc.expand(shape), scale.expand(shape), tuple(p.expand(shape) for p in shape_params), vector_event
     raise ValueError(f"{_SUPPORTED}; got component_distribution of type {type(component_distribution).__name__}")
+
+
+def _check_component_values(component_distribution):
+    """``ValueError`` naming the parameter for non-positive or non-finite shape parameters,
+    Gamma rates and scales (concrete values; the components' own validation may be off)."""
+    family, _, _, shape_params, _ = component_family(component_distribution)
+    table = shared_math.get_family(family)
+    table.check_shape_values(tuple(p.detach() for p in shape_params), _TORCH_NAMESPACE)
+    base = component_distribution
+    if isinstance(base, torch.distributions.Independent):
+        base = base.base_dist
+    for name in ("rate", "scale"):
+        value = getattr(base, name, None) if family != "beta" else None
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
+            if bool(torch.isnan(value).any()) or bool((~(value > 0)).any()) or bool((~torch.isfinite(value)).any()):
+                raise ValueError(f"{name} must be positive and finite (found NaN, infinity or a value <= 0)")
 
 
 class ReparamMixtureSameFamily(dist.MixtureSameFamily):
@@ -65,9 +108,19 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
     with :math:`\pi` from ``mixture_distribution`` (a ``Categorical`` over the last batch
     dimension :math:`K` of the components), :math:`\mu,\sigma` the ``loc``/``scale`` of
     ``component_distribution`` and :math:`g` its standardized density (:data:`COMPONENT_FAMILIES`:
-    ``Normal``, Pyro's ``Logistic``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``StudentT`` with
-    its ``df`` held fixed).  ``rsample`` is differentiable with respect to every ``loc`` and
-    ``scale`` and the mixing logits/probs (forward and reverse mode).
+    ``Normal``, Pyro's ``Logistic``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``StudentT``;
+    ``Gamma(concentration, rate)`` as location 0, scale :math:`1/\text{rate}`, shape
+    ``concentration``; ``Beta(concentration1, concentration0)`` as location 0, scale 1).
+    ``rsample`` is differentiable with respect to every parameter: ``loc``, ``scale``,
+    ``rate``, the mixing logits/probs, and the shape parameters ``df``, ``concentration``,
+    ``concentration1``, ``concentration0`` (forward and reverse mode).
+
+    **Shape parameters** need the derivative of the component CDF in them (Graves' Eq. 6),
+    which torch has for none of them.  It is estimated by Graves' Eq. 9 (:mod:`shared_math.sampled`):
+    unbiased, with ``cdf_gradient_samples`` inner draws :math:`M` per sample, component and
+    coordinate, drawn from torch's generator at ``rsample`` time (after the component and the
+    noise) and saved with the sample (``M`` times the memory of one sample per component),
+    only when a shape parameter requires a gradient.
 
     ``mean`` and ``variance`` follow the components': NaN for ``Cauchy`` (it has neither) and
     for ``StudentT`` with ``df <= 1``, infinite variance for ``1 < df <= 2``, as in torch.
@@ -78,12 +131,29 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         event), or ``.to_event(1)`` of one with batch shape ``(..., K)`` and event shape ``(D,)``.
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (see
         :class:`~pyro_gmm.DiagNormalMixture`).
-    :raises ValueError: for any other mixing or component type, or mismatched ``K``.
+    :param str cdf_gradient: how the component CDFs are differentiated in their parameters:
+        ``"auto"`` (exact where torch has the derivative: ``loc``/``scale``/``rate`` always,
+        no shape parameter; else ``"sampled"``), ``"exact"`` (``ValueError`` for a family with
+        shape parameters), ``"sampled"`` (our stratified smaller-tail estimator of Graves'
+        Eq. 9; for real-line families it replaces the closed forms of ``loc``/``scale`` too,
+        to check it) or ``"rejection"`` (Eq. 9 with Eq. 10's sampler, as in the paper).
+    :param int cdf_gradient_samples: inner draws :math:`M` (default 1).
+    :raises ValueError: for any other mixing or component type, mismatched ``K``, a bad option,
+        and (with validation on) non-positive shape parameters, rates or scales.
     """
 
     has_rsample = True
 
-    def __init__(self, mixture_distribution, component_distribution, *, estimator="auto", validate_args=None):
+    def __init__(
+        self,
+        mixture_distribution,
+        component_distribution,
+        *,
+        estimator="auto",
+        cdf_gradient="auto",
+        cdf_gradient_samples=shared_math.DEFAULT_CDF_GRADIENT_SAMPLES,
+        validate_args=None,
+    ):
         if not isinstance(mixture_distribution, torch.distributions.Categorical):
             raise ValueError(f"{_SUPPORTED}; got mixture_distribution of type {type(mixture_distribution).__name__}")
         component_family(component_distribution)
@@ -95,8 +165,13 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
                 f"shape {tuple(batch_shape)}, whose last dimension must be K ({_SUPPORTED})"
             )
         shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first draw
-        self.estimator = estimator
+        self.cdf_gradient_samples = shared_math.cdf_gradient_settings(cdf_gradient, cdf_gradient_samples)
+        family = component_family(component_distribution)[0]
+        shared_math.resolve_cdf_gradient(cdf_gradient, family, _TORCH_NAMESPACE)  # "exact" without one fails here
+        self.estimator, self.cdf_gradient = estimator, cdf_gradient
         super().__init__(mixture_distribution, component_distribution, validate_args=validate_args)
+        if self._validate_args and not _is_tracing():
+            _check_component_values(component_distribution)
 
     @classmethod
     def infer_shapes(cls, mixture_distribution, component_distribution, **other_arguments):
@@ -130,6 +205,7 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         new = self._get_checked_instance(ReparamMixtureSameFamily, _instance)
         new = super().expand(batch_shape, _instance=new)
         new.estimator = self.estimator
+        new.cdf_gradient, new.cdf_gradient_samples = self.cdf_gradient, self.cdf_gradient_samples
         return new
 
     def _mixture_parameters(self):
@@ -188,7 +264,8 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x = reparameterized_sample(
             locs, scales, logits, self.batch_shape, sample_shape, shared_math.resolve_estimator(self.estimator),
-            family=family, shape_params=shape_params,
+            family=family, shape_params=shape_params, cdf_gradient=self.cdf_gradient,
+            cdf_gradient_samples=self.cdf_gradient_samples,
         )
         return x if self.event_shape else x[..., 0]
 

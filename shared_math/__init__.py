@@ -7,6 +7,8 @@ namespace, dtype and device.  Importing this package imports neither torch nor J
 Modules: :mod:`~shared_math.families` (component families as tables of standardized
 functions), :mod:`~shared_math.mixture` (densities, CDFs, moments, sampling from noise),
 :mod:`~shared_math.estimators` (the sample-gradient estimators and their registry),
+:mod:`~shared_math.sampled` (derivatives of the component CDFs in their parameters, exact or
+by Graves' Eq. 9),
 :mod:`~shared_math.validation`, :mod:`~shared_math.initialization`,
 :mod:`~shared_math.marginal_quantiles`, :mod:`~shared_math.stratified` (the stratified
 objective's weighting); the private :mod:`~shared_math._sweeps` (the O(N·K·D)
@@ -37,6 +39,7 @@ from .estimators import (
 from .families import FAMILIES, LocationScaleFamily, get_family
 from .initialization import component_offsets
 from .marginal_quantiles import marginal_quantile
+from .sampled import CDF_GRADIENT_CHOICES, DEFAULT_CDF_GRADIENT_SAMPLES, resolve_cdf_gradient
 from .mixture import (
     cdf,
     conditional_log_weights,
@@ -57,19 +60,29 @@ from .stratified import (
     stratified_sum,
     term_log_weights,
 )
-from .validation import broadcast_shapes, check_parameter_values, check_value_shape, guide_settings, mixture_shapes
+from .validation import (
+    broadcast_shapes,
+    cdf_gradient_settings,
+    check_parameter_values,
+    check_value_shape,
+    guide_settings,
+    mixture_shapes,
+)
 
 __all__ = [
     "__version__",
     "AUTO_ESTIMATOR",
     "broadcast_shapes",
     "cdf",
+    "CDF_GRADIENT_CHOICES",
+    "cdf_gradient_settings",
     "check_parameter_values",
     "check_term_axes",
     "check_value_shape",
     "component_draws_from_noise",
     "component_offsets",
     "conditional_log_weights",
+    "DEFAULT_CDF_GRADIENT_SAMPLES",
     "distributional_transform",
     "Estimator",
     "ESTIMATOR_CHOICES",
@@ -91,6 +104,7 @@ __all__ = [
     "parameter_dtype",
     "rao_blackwell_jvp",
     "rao_blackwell_vjp",
+    "resolve_cdf_gradient",
     "resolve_estimator",
     "responsibilities",
     "sample_from_noise",

@@ -482,7 +482,9 @@ def sum_to_shape(array, shape, xp):
     return array
 
 
-def scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp):
+def scaled_transform_tangent(
+    terms, layout, locs_dot, scales_dot, logits_dot, xp, *, location_velocities=None, shape_terms=()
+):
     r""":math:`\dot T_d / f_d` at fixed :math:`x`, layout ``(D, ...)``.
 
     .. math::
@@ -492,21 +494,28 @@ def scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp
         - \sum_k r_{kd}(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd}).
 
     (The softmax's normalising term of :math:`\dot\ell` drops out: :math:`\sum_k\tilde a_{kd}=0`.)
+    ``location_velocities`` ``(v_loc, v_scale)`` (internal layout) replace the closed forms 1
+    and :math:`z` of the direct term; ``shape_terms`` are ``(score, velocity, dot)`` triples of
+    shape parameters :math:`\theta`, adding :math:`\partial_\theta\log g_{kj}\,\dot\theta_{kj}`
+    inside the bracket and :math:`-r_{kd}V_{kd}\dot\theta_{kd}` (``docs/design.md`` §7).
     """
     z = terms.z
     log_weight_dot = None
     direct = None
-    if locs_dot is not None or scales_dot is not None:
+    if locs_dot is not None or scales_dot is not None or shape_terms:
         log_joint_dot = xp.zeros_like(z)
         direct = xp.zeros_like(z)
         if locs_dot is not None:
             locs_dot = layout.components(locs_dot)
             log_joint_dot = log_joint_dot + terms.neg_score * terms.inv_scales * locs_dot
-            direct = direct + locs_dot
+            direct = direct + (locs_dot if location_velocities is None else location_velocities[0] * locs_dot)
         if scales_dot is not None:
             scales_dot = layout.components(scales_dot)
             log_joint_dot = log_joint_dot + (z * terms.neg_score - 1.0) * terms.inv_scales * scales_dot
-            direct = direct + z * scales_dot
+            direct = direct + (z if location_velocities is None else location_velocities[1]) * scales_dot
+        for score, velocity, dot in shape_terms:
+            log_joint_dot = log_joint_dot + score * dot
+            direct = direct + velocity * dot
         log_weight_dot = _shift_in(xp.zeros_like(log_joint_dot[:1, ...]), leading_cumsum(log_joint_dot, xp), xp)
     if logits_dot is not None:
         logits_term = layout.weights(logits_dot)

@@ -43,35 +43,98 @@ from ._sweeps import (
     sweep_terms,
 )
 from .mixture import family_and_shape
+from .sampled import component_velocities, noise_kind, resolve_cdf_gradient, samples_location_scale
+
+
+class CDFGradient(NamedTuple):
+    """How an estimator differentiates the component CDFs in their parameters (resolved):
+    ``method`` (``"exact"``, ``"sampled"`` or ``"rejection"``, :mod:`shared_math.sampled`), its
+    inner ``noise`` (``(M, ..., K, D)`` uniforms or standardized draws; ``None`` for
+    ``"exact"``) and whether the ``loc``/``scale`` velocities are sampled too
+    (:func:`shared_math.sampled.samples_location_scale`)."""
+
+    method: str
+    noise: object
+    location_scale: bool
 
 
 def _estimator_function(function):
     """Common front of every vjp/jvp: the array arguments (positional or by name; omitted
-    tangents are ``None``) and ``shape_params`` promoted to one namespace and floating dtype,
-    the family looked up, and subnormal results flushed to zero where the backend allows it
+    tangents are ``None``), ``shape_params``, ``shape_dots`` and ``cdf_noise`` promoted to one
+    namespace and floating dtype, the family looked up, ``cdf_gradient`` resolved
+    (:func:`shared_math.sampled.resolve_cdf_gradient`) into a :class:`CDFGradient` (``None``
+    when not asked for: shape parameters held fixed, the 3-tuple API), and subnormal results
+    flushed to zero where the backend allows it
     (:func:`~shared_math._backend.subnormals_flushed`)."""
     array_names = [
         name for name, parameter in inspect.signature(function).parameters.items() if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
     ]
+    takes_tangents = "shape_dots" in inspect.signature(function).parameters
 
     @functools.wraps(function)
-    def wrapper(*args, family="normal", shape_params=(), xp=None, **named):
+    def wrapper(
+        *args, family="normal", shape_params=(), cdf_gradient=None, cdf_noise=None, shape_dots=None, xp=None, **named
+    ):
         unknown = set(named) - set(array_names[len(args) :])
         if unknown or len(args) > len(array_names):
             raise TypeError(f"{function.__name__}() got unexpected arguments {sorted(unknown) or args[len(array_names):]}")
+        if shape_dots is not None and not takes_tangents:
+            raise TypeError(f"{function.__name__}() got unexpected argument 'shape_dots'")
         arrays = list(args) + [named.get(name) for name in array_names[len(args) :]]
         family, shape_params = family_and_shape(family, shape_params)
-        xp, promoted = promote(*arrays, *shape_params, xp=xp)
-        arrays, shape_params = promoted[: len(arrays)], tuple(promoted[len(arrays) :])
+        shape_dots = tuple(shape_dots) if shape_dots is not None else ()
+        if shape_dots and len(shape_dots) != len(shape_params):
+            raise ValueError(f"shape_dots needs one tangent (or None) per shape parameter {family.shape_names}")
+        xp, promoted = promote(*arrays, *shape_params, *shape_dots, cdf_noise, xp=xp)
+        count = len(arrays)
+        arrays = promoted[:count]
+        shape_params = tuple(promoted[count : count + len(shape_params)])
+        shape_dots = tuple(promoted[count + len(shape_params) : -1])
+        cdf_noise = promoted[-1]
+        if cdf_gradient is None and any(d is not None for d in shape_dots):
+            cdf_gradient = "auto"
+        cdf = None
+        if cdf_gradient is not None:
+            method = resolve_cdf_gradient(cdf_gradient, family, xp)
+            if noise_kind(method) is not None and cdf_noise is None:
+                raise ValueError(f"cdf_gradient={method!r} needs cdf_noise, shape (M, ..., K, D)")
+            noise = cdf_noise if noise_kind(method) is not None else None
+            cdf = CDFGradient(method, noise, samples_location_scale(cdf_gradient, family))
+        options = {"family": family, "shape_params": shape_params, "cdf": cdf, "xp": xp}
+        if takes_tangents:
+            options["shape_dots"] = shape_dots
         with subnormals_flushed(xp):
-            return function(*arrays, family=family, shape_params=shape_params, xp=xp)
+            return function(*arrays, **options)
 
     return wrapper
 
 
+def _velocity_terms(z, layout, scales, family, shape_params, cdf, xp):
+    r"""``(loc, scale, shape_velocities, shape_scores)`` in the internal layout ``(D, K, ...)``:
+    the standardized ``loc``/``scale`` velocities (``None``: closed forms 1 and :math:`z`), the
+    velocities of the sample in each shape parameter :math:`V_\theta = \sigma v_\theta`, and the
+    scores :math:`\partial_\theta\log g(z)` (:mod:`shared_math.sampled`)."""
+    shape_t = tuple(layout.components(p) for p in shape_params)
+    noise = None
+    if cdf.noise is not None:
+        noise = [layout.components(cdf.noise[m, ...]) for m in range(cdf.noise.shape[0])]
+    velocities = component_velocities(
+        family, z, shape_t, method=cdf.method, noise=noise, location_scale=cdf.location_scale, xp=xp
+    )
+    scales_t = layout.components(scales)
+    shape_velocities = tuple(scales_t * v for v in velocities.shape)
+    return velocities.loc, velocities.scale, shape_velocities, tuple(family.shape_scores(z, shape_t, xp))
+
+
+def _with_shape(result, cdf, shape_bars):
+    """The 3-tuple ``result``, plus ``shape_bars`` when ``cdf`` was asked for."""
+    return tuple(result) if cdf is None else tuple(result) + (tuple(shape_bars),)
+
+
 @_estimator_function
-def implicit_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, xp):
-    r"""Reverse-mode implicit gradient: ``(locs_bar, scales_bar, logits_bar)``.
+def implicit_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, cdf, xp):
+    r"""Reverse-mode implicit gradient: ``(locs_bar, scales_bar, logits_bar)``, plus
+    ``shape_bars`` (a tuple, one per shape parameter) when ``cdf_gradient`` is given.
 
     :math:`\bar\theta = (\partial L/\partial x)\,\mathrm{d}x/\mathrm{d}\theta` for samples
     ``x`` (shape ``(..., D)``) held fixed through their distributional transform, with
@@ -85,14 +148,40 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, xp
     ``family`` (a :mod:`~shared_math.families` name or instance, default ``"normal"``) and
     ``shape_params`` (its shape parameters, ``(..., K, D)``-broadcastable arrays) select the
     component family, in this and every other estimator.
+
+    **Shape parameters** (``docs/design.md`` §7).  With ``cdf_gradient`` (``"auto"``,
+    ``"exact"``, ``"sampled"`` or ``"rejection"``, :func:`shared_math.sampled.resolve_cdf_gradient`)
+    and, for the sampled methods, ``cdf_noise`` (``(M, ..., K, D)``: uniforms on [0, 1) for
+    ``"sampled"``, standardized draws of each component for ``"rejection"``), the result has a
+    fourth entry: for every shape parameter :math:`\theta`,
+
+    .. math::
+
+        \bar\theta_{kd} = u_d\,r_{kd}\,V_{kd} - E_{kd}\,\partial_\theta\log g(z_{kd}),
+
+    :math:`V = \sigma v_\theta` the velocity of the component's own sample
+    (:mod:`shared_math.sampled`).  With ``"sampled"``/``"rejection"`` on a family whose
+    support is the real line, ``locs``/``scales`` use sampled velocities too
+    (:math:`\bar\mu = u r v_\mu + E\psi/\sigma`, :math:`\bar\sigma = u r v_\sigma + E(1+z\psi)/\sigma`).
+    Without ``cdf_gradient`` the shape parameters are held fixed (the 3-tuple of before).
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     terms = sweep_terms(x, locs, scales, logits, xp, layout, family=family, shape_params=shape_params)
     cotangent_t = layout.point(cotangent)
     u, carry_before, final_carry = reverse_sweep(terms, cotangent_t, xp)
     cotangent_t = xp.broadcast_to(cotangent_t, tuple(u.shape))
+    velocity = None if cdf is None else _velocity_terms(terms.z, layout, scales, family, shape_params, cdf, xp)
     locs_pieces, scales_pieces = [], []
-    for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
+    if velocity is not None and velocity[0] is not None:  # sampled loc/scale velocities: no exact identity
+        weighted_u = xp.expand_dims(u, axis=1) * terms.responsibilities
+        locs_bar = weighted_u * velocity[0] - (terms.neg_score * terms.inv_scales) * carry_before
+        scales_bar = weighted_u * velocity[1] - (terms.z * terms.neg_score - 1.0) * terms.inv_scales * carry_before
+        locs_pieces.append(layout.parameter(locs_bar, locs.shape))
+        scales_pieces.append(layout.parameter(scales_bar, scales.shape))
+        blocks = []
+    else:
+        blocks = event_blocks(terms.z.shape, xp)
+    for start, stop in blocks:  # no full-size temporaries
         z = terms.z[start:stop, ...]
         neg_score = terms.neg_score[start:stop, ...]
         inv_scales = terms.inv_scales[start:stop, ...]
@@ -108,26 +197,66 @@ def implicit_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, xp
         scales_bar = z * locs_bar + carry * inv_scales
         locs_pieces.append(layout.parameter(locs_bar, event_block_shape(locs.shape, start, stop)))
         scales_pieces.append(layout.parameter(scales_bar, event_block_shape(scales.shape, start, stop)))
-    return (
+    shape_bars = ()
+    if velocity is not None:
+        weighted_u = xp.expand_dims(u, axis=1) * terms.responsibilities
+        shape_bars = tuple(
+            layout.parameter(weighted_u * v - carry_before * score, p.shape)
+            for v, score, p in zip(velocity[2], velocity[3], shape_params)
+        )
+    result = (
         join_event_blocks(locs_pieces, locs.shape, xp),
         join_event_blocks(scales_pieces, scales.shape, xp),
         layout.weights_parameter(-final_carry, logits.shape),
     )
+    return _with_shape(result, cdf, shape_bars)
+
+
+def _shape_tangent_terms(terms, layout, scales, family, shape_params, shape_dots, cdf, xp):
+    """``(location_velocities, shape_terms)`` for :func:`~shared_math._sweeps.scaled_transform_tangent`:
+    sampled ``(v_loc, v_scale)`` or ``None``, and ``[(score, velocity, dot)]`` per shape
+    parameter with a tangent, all in the internal layout."""
+    if cdf is None:
+        return None, ()
+    loc, scale, velocities, scores = _velocity_terms(terms.z, layout, scales, family, shape_params, cdf, xp)
+    shape_terms = tuple(
+        (score, velocity, layout.components(dot))
+        for score, velocity, dot in zip(scores, velocities, shape_dots or (None,) * len(scores))
+        if dot is not None
+    )
+    return (None if loc is None else (loc, scale)), shape_terms
 
 
 @_estimator_function
-def implicit_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, xp):
+def implicit_jvp(
+    x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, shape_dots, cdf, xp
+):
     r"""Forward-mode implicit gradient :math:`\dot x = -J^{-1}\,\partial_\theta T\,\dot\theta`.
 
     Tangents have the parameters' shapes (``None`` means zero); the result has the
-    broadcast sample shape ``(..., D)``.  One forward sweep, O(N·K·D).
+    broadcast sample shape ``(..., D)``.  One forward sweep, O(N·K·D).  ``shape_dots`` (one
+    tangent or ``None`` per shape parameter) with ``cdf_gradient``/``cdf_noise`` as in
+    :func:`implicit_vjp` (``"auto"`` when only ``shape_dots`` is given) add
+
+    .. math::
+
+        \frac{\dot T_d}{f_d} \mathrel{+}= \sum_k\tilde a_{kd}\sum_{j<d}\partial_\theta\log g(z_{kj})\,\dot\theta_{kj}
+        - \sum_k r_{kd}V_{kd}\dot\theta_{kd}.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
-    direct_terms = locs_dot is not None or scales_dot is not None  # read r_kd at every d
+    location_velocities, shape_terms = None, ()
+    direct_terms = locs_dot is not None or scales_dot is not None or cdf is not None  # read r_kd at every d
     terms = sweep_terms(
         x, locs, scales, logits, xp, layout, all_responsibilities=direct_terms, family=family, shape_params=shape_params
     )
-    scaled = scaled_transform_tangent(terms, layout, locs_dot, scales_dot, logits_dot, xp)
+    if cdf is not None:
+        location_velocities, shape_terms = _shape_tangent_terms(
+            terms, layout, scales, family, shape_params, shape_dots, cdf, xp
+        )
+    scaled = scaled_transform_tangent(
+        terms, layout, locs_dot, scales_dot, logits_dot, xp,
+        location_velocities=location_velocities, shape_terms=shape_terms,
+    )
     return layout.point_back(forward_sweep(terms, scaled, xp))
 
 
@@ -143,34 +272,88 @@ def chosen_component_vjp(component_one_hot, noise, cotangent, locs_shape, scales
     return sum_to_shape(locs_bar, locs_shape, xp), sum_to_shape(scales_bar, scales_shape, xp)
 
 
+def _weighted_velocity_bars(weights, cotangent_t, velocity, layout, locs, scales, shape_params):
+    r"""``(locs_bar, scales_bar, shape_bars)`` of a velocity field ``weights_k`` :math:`\cdot V_{kd}\,e_d`:
+    :math:`\bar\theta_{kd} = \text{weights}_k\,g_d\,V_{kd}` (``locs_bar``/``scales_bar`` ``None``
+    where their velocities are the closed forms)."""
+    weighted = weights * layout.xp.expand_dims(cotangent_t, axis=1)  # w_k g_d
+    loc, scale, velocities, _ = velocity
+    locs_bar = None if loc is None else layout.parameter(weighted * loc, locs.shape)
+    scales_bar = None if scale is None else layout.parameter(weighted * scale, scales.shape)
+    shape_bars = tuple(layout.parameter(weighted * v, p.shape) for v, p in zip(velocities, shape_params))
+    return locs_bar, scales_bar, shape_bars
+
+
 @_estimator_function
-def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, family, shape_params, xp):
+def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, family, shape_params, cdf, xp):
     r"""The ``"hybrid"`` estimator: chosen-component gradient for ``locs``/``scales``,
     implicit gradient (Graves Eq. 22, via :func:`implicit_vjp`'s sweep) for ``logits``.
 
     ``x`` must be the draw ``sample_from_noise(locs, scales, component_one_hot, noise)``, with
-    ``noise`` from the standardized family.
+    ``noise`` from the standardized family.  With ``cdf_gradient`` (as in :func:`implicit_vjp`)
+    the shape parameters get the chosen component's own reparameterization gradient,
+    :math:`\bar\theta_{kd} = [k\text{ chosen}]\,g_d V_{kd}`.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     terms = sweep_terms(
         x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
     )
-    final_carry = reverse_sweep(terms, layout.point(cotangent), xp, collect=False)
+    cotangent_t = layout.point(cotangent)
+    final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
     locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
-    return locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)
+    shape_bars = ()
+    if cdf is not None:
+        velocity = _velocity_terms(terms.z, layout, scales, family, shape_params, cdf, xp)
+        chosen = layout.weights(component_one_hot)
+        sampled_locs, sampled_scales, shape_bars = _weighted_velocity_bars(
+            chosen, cotangent_t, velocity, layout, locs, scales, shape_params
+        )
+        if sampled_locs is not None:
+            locs_bar, scales_bar = sampled_locs, sampled_scales
+    return _with_shape((locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)), cdf, shape_bars)
 
 
 @_estimator_function
 def hybrid_jvp(
-    x, locs, scales, logits, component_one_hot, noise, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, xp
+    x,
+    locs,
+    scales,
+    logits,
+    component_one_hot,
+    noise,
+    locs_dot=None,
+    scales_dot=None,
+    logits_dot=None,
+    *,
+    family,
+    shape_params,
+    shape_dots,
+    cdf,
+    xp,
 ):
-    r"""Forward mode of :func:`hybrid_vjp`: :math:`\dot x = \dot\mu_k + \dot\sigma_k\varepsilon + \dot x^{\text{implicit}}(\dot\ell)`."""
+    r"""Forward mode of :func:`hybrid_vjp`: :math:`\dot x = \dot\mu_k + \dot\sigma_k\varepsilon
+    + \sum_\theta V_{k}\dot\theta_k + \dot x^{\text{implicit}}(\dot\ell)`."""
     chosen = component_one_hot[..., None]
     x_dot = xp.zeros_like(x + xp.sum(chosen * locs, axis=-2))
+    velocity = None
+    if cdf is not None:
+        z = (x[..., None, :] - locs) / scales
+        shape_b = tuple(shape_params)
+        noise_m = None if cdf.noise is None else [cdf.noise[m, ...] for m in range(cdf.noise.shape[0])]
+        velocity = component_velocities(
+            family, z, shape_b, method=cdf.method, noise=noise_m, location_scale=cdf.location_scale, xp=xp
+        )
+        for v, dot in zip(velocity.shape, shape_dots or ()):
+            if dot is not None:
+                x_dot = x_dot + xp.sum(chosen * (scales * v * dot), axis=-2)
+    sampled_location = velocity is not None and velocity.loc is not None
     if locs_dot is not None:
-        x_dot = x_dot + xp.sum(chosen * locs_dot, axis=-2)
+        x_dot = x_dot + xp.sum(chosen * (locs_dot * velocity.loc if sampled_location else locs_dot), axis=-2)
     if scales_dot is not None:
-        x_dot = x_dot + xp.sum(chosen * scales_dot, axis=-2) * noise
+        if sampled_location:
+            x_dot = x_dot + xp.sum(chosen * (scales_dot * velocity.scale), axis=-2)
+        else:
+            x_dot = x_dot + xp.sum(chosen * scales_dot, axis=-2) * noise
     if logits_dot is not None:
         x_dot = x_dot + implicit_jvp(
             x, locs, scales, logits, None, None, logits_dot, family=family, shape_params=shape_params, xp=xp
@@ -179,7 +362,7 @@ def hybrid_jvp(
 
 
 @_estimator_function
-def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, xp):
+def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, cdf, xp):
     r"""The ``"rao_blackwell"`` estimator: the chosen-component gradient averaged over the
     component given :math:`x`, plus the implicit gradient for ``logits``.
 
@@ -196,6 +379,11 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_param
     the implicit gradient.  ``logits_bar`` as in :func:`implicit_vjp` (Graves Eq. 22).  The
     same velocities hold for every location-scale family (with :math:`N` the component
     density and :math:`z` its standardized point).
+
+    With ``cdf_gradient`` (as in :func:`implicit_vjp`) the shape parameters get
+    :math:`\bar\theta_{kd} = r_k(x)\,g_d\,V_{kd}`: the velocity :math:`r_k(x)V_{kd}e_d` solves
+    the continuity equation for :math:`\theta_{kd}` too, since
+    :math:`\partial_d(N_{kd}V_{kd}) = -\partial_\theta N_{kd}` for the component's own velocity.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     terms = sweep_terms(
@@ -208,17 +396,26 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_param
         locs_bar = terms.responsibilities * xp.expand_dims(cotangent_t[start:stop, ...], axis=1)  # r_k(x) g_d
         locs_pieces.append(layout.parameter(locs_bar, event_block_shape(locs.shape, start, stop)))
         scales_pieces.append(layout.parameter(locs_bar * terms.z[start:stop, ...], event_block_shape(scales.shape, start, stop)))
-    return (
-        join_event_blocks(locs_pieces, locs.shape, xp),
-        join_event_blocks(scales_pieces, scales.shape, xp),
-        layout.weights_parameter(-final_carry, logits.shape),
-    )
+    locs_bar = join_event_blocks(locs_pieces, locs.shape, xp)
+    scales_bar = join_event_blocks(scales_pieces, scales.shape, xp)
+    shape_bars = ()
+    if cdf is not None:
+        velocity = _velocity_terms(terms.z, layout, scales, family, shape_params, cdf, xp)
+        sampled_locs, sampled_scales, shape_bars = _weighted_velocity_bars(
+            terms.responsibilities, cotangent_t, velocity, layout, locs, scales, shape_params
+        )
+        if sampled_locs is not None:
+            locs_bar, scales_bar = sampled_locs, sampled_scales
+    return _with_shape((locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)), cdf, shape_bars)
 
 
 @_estimator_function
-def rao_blackwell_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, xp):
+def rao_blackwell_jvp(
+    x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, shape_dots, cdf, xp
+):
     r"""Forward mode of :func:`rao_blackwell_vjp`:
-    :math:`\dot x_d = \sum_k r_k(x)(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd}) + \dot x_d^{\text{implicit}}(\dot\ell)`."""
+    :math:`\dot x_d = \sum_k r_k(x)(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd} + \sum_\theta V_{kd}\dot\theta_{kd})
+    + \dot x_d^{\text{implicit}}(\dot\ell)`."""
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     terms = sweep_terms(
         x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
@@ -226,11 +423,20 @@ def rao_blackwell_jvp(x, locs, scales, logits, locs_dot=None, scales_dot=None, l
     x_dot = xp.zeros_like(terms.z[:, 0, ...])
     if logits_dot is not None:
         x_dot = forward_sweep(terms, scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)
+    location_velocities, shape_terms = None, ()
+    if cdf is not None:
+        location_velocities, shape_terms = _shape_tangent_terms(
+            terms, layout, scales, family, shape_params, shape_dots, cdf, xp
+        )
     direct = xp.zeros_like(terms.z)
     if locs_dot is not None:
-        direct = direct + layout.components(locs_dot)
+        locs_dot_t = layout.components(locs_dot)
+        direct = direct + (locs_dot_t if location_velocities is None else location_velocities[0] * locs_dot_t)
     if scales_dot is not None:
-        direct = direct + terms.z * layout.components(scales_dot)
+        velocity = terms.z if location_velocities is None else location_velocities[1]
+        direct = direct + velocity * layout.components(scales_dot)
+    for _, velocity, dot in shape_terms:
+        direct = direct + velocity * dot
     x_dot = x_dot + xp.sum(terms.responsibilities[-1:, ...] * direct, axis=1)
     return layout.point_back(x_dot)
 
@@ -288,15 +494,29 @@ def resolve_estimator(estimator):
 
 
 def sample_vjp(
-    estimator, x, locs, scales, logits, component_one_hot, noise, cotangent, *, family="normal", shape_params=(), xp=None
+    estimator,
+    x,
+    locs,
+    scales,
+    logits,
+    component_one_hot,
+    noise,
+    cotangent,
+    *,
+    family="normal",
+    shape_params=(),
+    cdf_gradient=None,
+    cdf_noise=None,
+    xp=None,
 ):
     """``(locs_bar, scales_bar, logits_bar)`` of a draw ``x`` under ``estimator`` (any of
-    :data:`ESTIMATOR_CHOICES`).
+    :data:`ESTIMATOR_CHOICES`), plus ``shape_bars`` when ``cdf_gradient`` is given (see
+    :func:`implicit_vjp`).
 
     ``component_one_hot`` and ``noise`` are the draw's random inputs (read by ``"hybrid"``).
     """
     entry = ESTIMATORS[resolve_estimator(estimator)]
-    options = {"family": family, "shape_params": shape_params, "xp": xp}
+    options = {"family": family, "shape_params": shape_params, "cdf_gradient": cdf_gradient, "cdf_noise": cdf_noise, "xp": xp}
     if entry.uses_draw:
         return entry.vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, **options)
     return entry.vjp(x, locs, scales, logits, cotangent, **options)
@@ -316,11 +536,22 @@ def sample_jvp(
     *,
     family="normal",
     shape_params=(),
+    shape_dots=None,
+    cdf_gradient=None,
+    cdf_noise=None,
     xp=None,
 ):
-    """Tangent of a draw ``x`` under ``estimator`` (forward mode of :func:`sample_vjp`)."""
+    """Tangent of a draw ``x`` under ``estimator`` (forward mode of :func:`sample_vjp`;
+    ``shape_dots`` as in :func:`implicit_jvp`)."""
     entry = ESTIMATORS[resolve_estimator(estimator)]
-    options = {"family": family, "shape_params": shape_params, "xp": xp}
+    options = {
+        "family": family,
+        "shape_params": shape_params,
+        "shape_dots": shape_dots,
+        "cdf_gradient": cdf_gradient,
+        "cdf_noise": cdf_noise,
+        "xp": xp,
+    }
     if entry.uses_draw:
         return entry.jvp(x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot, **options)
     return entry.jvp(x, locs, scales, logits, locs_dot, scales_dot, logits_dot, **options)

@@ -42,8 +42,14 @@ from __future__ import annotations
 import functools
 import math
 
-from ._backend import LOG_SQRT_2PI, special
-from ._special import continued_fraction_coefficients, evaluate_continued_fraction, log_beta
+from ._backend import LOG_SQRT_2PI, has_special, special, wide_dtype
+from ._special import (
+    continued_fraction_coefficients,
+    evaluate_continued_fraction,
+    log_beta,
+    log_betainc_lower,
+    log_gammainc_series,
+)
 
 _SQRT_HALF = math.sqrt(0.5)
 _LOG_2 = math.log(2.0)
@@ -75,6 +81,58 @@ def _split_by_sign(sign, lower, upper):
     return below * lower + (1.0 - below) * upper
 
 
+def exponential_step(rate, length, uniform, xp):
+    r"""A step :math:`s\in[0, L]` of the exponential distribution with ``rate``
+    :math:`\lambda` truncated to :math:`[0, L]` (``length``; :math:`L=\infty` allowed) by
+    inversion of ``uniform``, and its log density:
+
+    .. math::
+
+        s = -\frac{\log(1 - U m)}{\lambda},\qquad m = 1 - e^{-\lambda L},\qquad
+        \log q(s) = \log\lambda - \lambda s - \log m.
+    """
+    mass = -xp.expm1(-rate * length) if not (isinstance(length, float) and math.isinf(length)) else 1.0
+    step = -xp.log1p(-uniform * mass) / rate
+    if not (isinstance(length, float) and math.isinf(length)):
+        step = xp.minimum(step, length)
+    log_mass = xp.log(mass) if not isinstance(mass, float) else 0.0
+    return step, xp.log(rate) - rate * step - log_mass
+
+
+def lomax_tail(abs_z, df, uniform, xp):
+    r"""Heavy-tail proposal (Student-t, Cauchy) beyond :math:`u = |z|`: a Lomax (Pareto II)
+    step :math:`s = c\,(U^{-1/\nu} - 1)` with tail index :math:`\nu` (that of :math:`g`, so
+    :math:`g(u+s)/q(s)` stays bounded) and scale :math:`c = u + \nu/\sqrt{1+u^2}` (the initial
+    decay rate :math:`(\nu+1)/c` matches :math:`-\psi(u) = (\nu+1)u/(\nu+u^2)` for large
+    :math:`u`; about the body's width near 0).  Returns ``(log_r, log_weight)`` with
+    :math:`r = t/\sqrt\nu`, :math:`t = u + s` (in logs: :math:`t` may exceed every float), and
+    :math:`\log g(t) - \log g(u) - \log q(s)`, :math:`\log q(s) = \log(\nu/c) - (\nu+1)\log(1+s/c)`.
+    """
+    scale = abs_z + df / xp.sqrt(1.0 + abs_z * abs_z)
+    exponent = -xp.log(uniform) / df  # log(1 + s/c)
+    # log t: directly while e^L is small; as log c + L + log1p((u/c - 1) e^{-L}) beyond.
+    small = xp.clip(exponent, max=1.0)
+    large = xp.clip(exponent, min=1.0)
+    log_t_small = xp.log(abs_z + scale * xp.expm1(small))
+    log_t_large = xp.log(scale) + large + xp.log1p((abs_z / scale - 1.0) * xp.exp(-large))
+    log_t = xp.where(exponent <= 1.0, log_t_small, log_t_large)
+    log_r = log_t - 0.5 * xp.log(df)
+    log_r_z = xp.log(xp.clip(abs_z, min=float(xp.finfo(abs_z.dtype).smallest_normal))) - 0.5 * xp.log(df)
+    log_ratio = -0.5 * (df + 1.0) * (_softplus(2.0 * log_r, xp) - _softplus(2.0 * log_r_z, xp))
+    return log_r, log_ratio - (xp.log(df) - xp.log(scale)) + (df + 1.0) * exponent
+
+
+def _softplus(values, xp):
+    r""":math:`\log(1 + e^{v})` without overflow."""
+    return xp.clip(values, min=0.0) + xp.log1p(xp.exp(-xp.abs(values)))
+
+
+def _sigmoid(values, xp):
+    r""":math:`1/(1 + e^{-v})` without overflow."""
+    small = xp.exp(-xp.abs(values))
+    return xp.where(values >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
+
+
 class LocationScaleFamily:
     """A location-scale family of component distributions (see the module docstring).
 
@@ -87,6 +145,8 @@ class LocationScaleFamily:
     name = ""
     shape_names: tuple[str, ...] = ()
     median = 0.0
+    #: Support of the standardized density :math:`g` (open interval).
+    support = (-math.inf, math.inf)
 
     def log_kernel(self, z, shape, xp):
         raise NotImplementedError
@@ -123,6 +183,106 @@ class LocationScaleFamily:
 
     def check_shape_values(self, shape, xp):
         """``ValueError`` naming the shape parameter if a value is invalid (concrete values only)."""
+        for name, value in zip(self.shape_names, shape):
+            if bool(xp.any(xp.isnan(value))) or bool(xp.any(~(value > 0))) or bool(xp.any(~xp.isfinite(value))):
+                raise ValueError(f"{name} must be positive and finite (found NaN, infinity or a value <= 0)")
+
+    # --------------------------------------------------------------------------------------
+    # What the gradients of the component CDF in its parameters need (docs/design.md §7).
+    # --------------------------------------------------------------------------------------
+
+    @property
+    def real_line(self):
+        """Whether the support of :math:`g` is the whole real line (then Graves' Eq. 9 holds
+        for ``loc`` and ``scale`` too: no boundary moves with them)."""
+        return self.support == (-math.inf, math.inf)
+
+    def shape_scores(self, z, shape, xp):
+        r""":math:`\partial_\theta\log g(z)` for each shape parameter :math:`\theta` (a tuple in the
+        order of ``shape_names``; empty for families without shape parameters)."""
+        return ()
+
+    def has_exact_shape_velocities(self, xp):
+        """Whether :meth:`exact_shape_velocities` is available for arrays of namespace ``xp``."""
+        return not self.shape_names
+
+    def exact_shape_velocities(self, z, shape, xp):
+        r"""The standardized velocities :math:`v_\theta(z) = -\partial_\theta G(z)/g(z)` of the
+        shape parameters from an exact derivative of :math:`G` (a tuple), where
+        :meth:`has_exact_shape_velocities`; ``ValueError`` elsewhere."""
+        if self.shape_names:
+            raise ValueError(f"the {self.name} family has no exact derivative of its CDF in {self.shape_names} here")
+        return ()
+
+    def tail_side(self, z, shape, xp):
+        r"""Which tail Graves' Eq. 9 is integrated over at :math:`z` (:math:`-1`: the lower,
+        :math:`(-\infty, z]`; :math:`+1`: the upper, :math:`[z, \infty)`): the side of the
+        median, exact or approximate (either side gives an unbiased estimate; the smaller
+        tail gives a small one)."""
+        return _sign(z - self.median, xp)
+
+    def tail_rate(self, z, shape, side, xp):
+        r"""Rate :math:`\lambda` of the exponential proposal of :meth:`tail_sample`: the outward
+        decay rate of :math:`\log g` at :math:`z`, :math:`s\cdot(-\psi(z))`, raised to
+        :attr:`min_tail_rate` (about 1/standard deviation: the proposal is never much wider
+        than the body of :math:`g`) and capped at the tail's asymptotic rate (so that
+        :math:`g(t)/q(t)` stays bounded)."""
+        lower_cap, upper_cap = self.max_tail_rate
+        rate = xp.clip(side * self.neg_score(z, shape, xp), min=self.min_tail_rate)
+        if lower_cap == upper_cap:
+            return rate if math.isinf(lower_cap) else xp.clip(rate, max=lower_cap)
+        return xp.where(side < 0, xp.clip(rate, max=lower_cap), xp.clip(rate, max=upper_cap))
+
+    #: Smallest and largest rates of the exponential tail proposal (see :meth:`tail_rate`).
+    min_tail_rate = 1.0
+    max_tail_rate = (math.inf, math.inf)
+
+    def tail_sample(self, z, shape, side, uniform, xp):
+        r"""Points of the tail at :math:`z` on ``side`` from uniforms :math:`U\in(0,1)`, and their
+        log weights: ``(points, log_weight)`` with
+
+        .. math::
+
+            \text{log\_weight} = \log g(t) - \log g(z) - \log q(t),
+
+        :math:`q` the density of :math:`t(U)` on the tail interval, so that
+        :math:`\int_{\text{tail}} g(t)h(t)\,dt / g(z) = E_U[e^{\text{log\_weight}} h(t(U))]`
+        for any :math:`h`.  The default proposal is exponential from :math:`z` outward,
+        :math:`t = z + s\,\varepsilon/\lambda` with :math:`\varepsilon = -\log(1-U)` and
+        :math:`\lambda` from :meth:`tail_rate` (the ratio :math:`g(t)/q(t)` is bounded
+        for the log-concave families; heavy-tailed families override this).  ``points``
+        is what :meth:`tail_integrands` reads (here :math:`t` itself).
+        """
+        rate = self.tail_rate(z, shape, side, xp)
+        step, log_proposal = exponential_step(rate, math.inf, uniform, xp)
+        t = z + side * step
+        log_weight = self.log_kernel(t, shape, xp) - self.log_kernel(z, shape, xp) - log_proposal
+        return t, log_weight
+
+    def draw_points(self, t, shape, xp):
+        r"""The ``points`` of :meth:`tail_integrands` for draws :math:`t\sim g` (Graves' Eq. 10)."""
+        return t
+
+    def tail_integrands(self, points, shape, xp, location_scale):
+        r"""The integrands :math:`h_p(t)` of Graves' Eq. 9 at ``points``: the derivatives of
+        :math:`\log` of the component density in each parameter, in standardized units,
+
+        .. math::
+
+            h_\mu = -\psi(t),\qquad h_\sigma = -(1 + t\psi(t)),\qquad
+            h_\theta = \partial_\theta\log g(t),
+
+        (``loc`` and ``scale`` first, when ``location_scale``), so that
+        :math:`v_p(z) = -\frac{1}{g(z)}\int_{-\infty}^{z} g(t)\,h_p(t)\,dt` is the velocity
+        :math:`dx/dp` of the component's own sample (``loc``: 1, ``scale``: :math:`z`;
+        shape parameters: :math:`\sigma v_\theta`).
+        """
+        t = points
+        location_scale_terms = ()
+        if location_scale:
+            neg_score = self.neg_score(t, shape, xp)
+            location_scale_terms = (neg_score, t * neg_score - 1.0)
+        return location_scale_terms + tuple(self.shape_scores(t, shape, xp))
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -196,6 +356,8 @@ class Logistic(LocationScaleFamily):
     """
 
     name = "logistic"
+    min_tail_rate = math.sqrt(3.0) / math.pi  # 1 / standard deviation
+    max_tail_rate = (1.0, 1.0)  # g(t) ~ e^{-|t|}
 
     def log_kernel(self, z, shape, xp):
         magnitude = xp.abs(z)
@@ -222,6 +384,8 @@ class Laplace(LocationScaleFamily):
     smaller tail :math:`\tfrac12 e^{-|z|}`, variance 2."""
 
     name = "laplace"
+    min_tail_rate = math.sqrt(0.5)
+    max_tail_rate = (1.0, 1.0)
 
     def log_kernel(self, z, shape, xp):
         return -xp.abs(z)
@@ -276,6 +440,21 @@ class Cauchy(LocationScaleFamily):
     def standard_variance(self, shape, xp):
         return math.inf
 
+    def tail_sample(self, z, shape, side, uniform, xp):
+        """The Lomax proposal of :func:`lomax_tail` with :math:`\\nu = 1`; points ``(sign, log |t|)``."""
+        log_r, log_weight = lomax_tail(xp.abs(z), xp.ones_like(z), uniform, xp)
+        return (side, log_r), log_weight
+
+    def draw_points(self, t, shape, xp):
+        return _sign(t, xp), xp.log(xp.clip(xp.abs(t), min=float(xp.finfo(t.dtype).smallest_normal)))
+
+    def tail_integrands(self, points, shape, xp, location_scale):
+        r""":math:`h_\mu = 2t/(1+t^2) = \operatorname{sign}(t)/\cosh\log|t|`, :math:`h_\sigma = 2t^2/(1+t^2) - 1 = \tanh\log|t|`."""
+        if not location_scale:
+            return ()
+        sign, log_r = points
+        return sign / xp.cosh(log_r), xp.tanh(log_r)
+
 
 class Gumbel(LocationScaleFamily):
     r"""Standard (maximum) Gumbel :math:`g(z) = \exp(-z - e^{-z})`, :math:`G(z) = \exp(-e^{-z})`.
@@ -294,6 +473,8 @@ class Gumbel(LocationScaleFamily):
 
     name = "gumbel"
     median = -math.log(math.log(2.0))
+    min_tail_rate = math.sqrt(6.0) / math.pi
+    max_tail_rate = (math.inf, 1.0)  # the left tail decays doubly exponentially, the right like e^{-t}
 
     def _decay(self, z, xp):
         r""":math:`(e^{-z}, \text{overflow})`: the exponent capped at :math:`\log(\text{max})` (no
@@ -410,10 +591,324 @@ class StudentT(LocationScaleFamily):
         finite = df / xp.where(df > 2.0, df - 2.0, xp.ones_like(df))
         return xp.where(df > 2.0, finite, xp.where(df > 1.0, math.inf, math.nan))
 
-    def check_shape_values(self, shape, xp):
+    def _df_score(self, log_r, df, xp):
+        r""":math:`\partial_\nu\log g` at :math:`|t| = \sqrt\nu\,r`:
+        :math:`\tfrac12[\psi(\tfrac{\nu+1}2) - \psi(\tfrac\nu2) - \tfrac1\nu] - \tfrac12\log(1+r^2)
+        + \tfrac{\nu+1}{2\nu}\,\tfrac{r^2}{1+r^2}`."""
+        digamma = special("digamma", xp)
+        constant = 0.5 * (digamma(0.5 * (df + 1.0)) - digamma(0.5 * df) - 1.0 / df)
+        return constant - 0.5 * _softplus(2.0 * log_r, xp) + ((df + 1.0) / (2.0 * df)) * _sigmoid(2.0 * log_r, xp)
+
+    def _log_r(self, t, df, xp):
+        return xp.log(xp.clip(xp.abs(t), min=float(xp.finfo(t.dtype).smallest_normal))) - 0.5 * xp.log(df)
+
+    def shape_scores(self, z, shape, xp):
         (df,) = shape
-        if bool(xp.any(xp.isnan(df))) or bool(xp.any(~(df > 0))) or bool(xp.any(~xp.isfinite(df))):
-            raise ValueError("df must be positive and finite (found NaN, infinity or a value <= 0)")
+        return (self._df_score(self._log_r(z, df, xp), df, xp),)
+
+    def tail_sample(self, z, shape, side, uniform, xp):
+        """The Lomax proposal of :func:`lomax_tail` (tail index ``df``); points ``(sign, log(|t|/sqrt(df)))``."""
+        (df,) = shape
+        log_r, log_weight = lomax_tail(xp.abs(z), df, uniform, xp)
+        return (side, log_r), log_weight
+
+    def draw_points(self, t, shape, xp):
+        (df,) = shape
+        return _sign(t, xp), self._log_r(t, df, xp)
+
+    def tail_integrands(self, points, shape, xp, location_scale):
+        r"""With :math:`r = |t|/\sqrt\nu`: :math:`h_\mu = \operatorname{sign}(t)\,\frac{\nu+1}{\sqrt\nu}\,\frac{1}{2\cosh\log r}`,
+        :math:`h_\sigma = (\nu+1)\frac{r^2}{1+r^2} - 1`, :math:`h_\nu` as in :meth:`_df_score`."""
+        (df,) = shape
+        sign, log_r = points
+        terms = ()
+        if location_scale:
+            terms = (sign * ((df + 1.0) / xp.sqrt(df)) / (2.0 * xp.cosh(log_r)), (df + 1.0) * _sigmoid(2.0 * log_r, xp) - 1.0)
+        return terms + (self._df_score(log_r, df, xp),)
+
+
+class Gamma(LocationScaleFamily):
+    r"""Standard Gamma with ``concentration`` :math:`a > 0` and rate 1:
+    :math:`g(z) = z^{a-1}e^{-z}/\Gamma(a)` on :math:`z > 0`.  A ``Gamma(concentration, rate)``
+    component is this family with location 0 and scale :math:`1/\text{rate}`.
+
+    :math:`-\psi = 1 - (a-1)/z`; the tails are the regularized incomplete gamma functions,
+    both computed directly, :math:`P(a, z)` (lower) and :math:`Q(a, z)` (upper), in float64
+    for float32 arguments (their front factor :math:`z^a e^{-z}` loses 1e-5 relative in
+    float32); :math:`\log G` uses :func:`~shared_math._special.log_gammainc_series` where
+    :math:`P` underflows.  Mean and variance :math:`a`.  Score
+    :math:`\partial_a\log g = \log z - \psi(a)`.  The exact derivative
+    :math:`\partial_a P` exists in JAX only (``jax.lax.igamma_grad_a``); elsewhere the
+    shape gradient is sampled (:mod:`shared_math.sampled`).  Outside the support
+    (:math:`z \le 0`) the log density is :math:`-\infty`.
+    """
+
+    name = "gamma"
+    shape_names = ("concentration",)
+    support = (0.0, math.inf)
+
+    def _positive(self, z, xp):
+        return xp.clip(z, min=float(xp.finfo(z.dtype).smallest_normal))
+
+    def log_kernel(self, z, shape, xp):
+        (a,) = shape
+        kernel = (a - 1.0) * xp.log(self._positive(z, xp)) - z
+        return xp.where(z > 0, kernel, xp.full_like(kernel, -math.inf))
+
+    def log_normalizer(self, shape, xp):
+        (a,) = shape
+        return special("lgamma", xp)(a)
+
+    def neg_score(self, z, shape, xp):
+        (a,) = shape
+        largest = float(xp.finfo(z.dtype).max)
+        return xp.clip(1.0 - (a - 1.0) / self._positive(z, xp), min=-largest, max=largest)
+
+    def _tails(self, z, a, xp):
+        """``(P, Q, positive)`` in the wide dtype (:func:`~shared_math._backend.wide_dtype`)."""
+        wide = wide_dtype(z.dtype, xp)
+        z_wide, a_wide = xp.astype(z, wide), xp.astype(a, wide)
+        positive = z_wide > 0
+        z_positive = xp.clip(z_wide, min=float(xp.finfo(wide).smallest_normal))
+        lower = xp.where(positive, special("gammainc", xp)(a_wide, z_positive), xp.zeros_like(z_positive))
+        upper = xp.where(positive, special("gammaincc", xp)(a_wide, z_positive), xp.ones_like(z_positive))
+        return lower, upper, positive, a_wide, z_positive
+
+    def smaller_tail(self, z, shape, xp):
+        (a,) = shape
+        lower, upper, _, _, _ = self._tails(z, a, xp)
+        below = lower <= upper
+        sign = xp.where(below, -xp.ones_like(lower), xp.ones_like(lower))
+        tail = xp.astype(xp.minimum(lower, upper), z.dtype)
+        return xp.astype(sign, z.dtype), xp.clip(tail, min=tail_floor(z.dtype, xp))
+
+    def log_cdf(self, z, shape, xp):
+        (a,) = shape
+        lower, upper, positive, a_wide, z_positive = self._tails(z, a, xp)
+        tiny = float(xp.finfo(lower.dtype).smallest_normal)
+        series = log_gammainc_series(a_wide, z_positive, xp=xp, lgamma=special("lgamma", xp))
+        log_lower = xp.where(lower > 1e6 * tiny, xp.log(xp.clip(lower, min=tiny)), series)
+        log_cdf = xp.where(lower <= upper, log_lower, xp.log1p(-xp.clip(upper, max=0.5)))  # upper < 0.5 where used
+        log_cdf = xp.where(positive, log_cdf, xp.full_like(log_cdf, -math.inf))
+        return xp.astype(log_cdf, z.dtype)
+
+    def standard_mean(self, shape, xp):
+        (a,) = shape
+        return a
+
+    def standard_variance(self, shape, xp):
+        (a,) = shape
+        return a
+
+    def shape_scores(self, z, shape, xp):
+        (a,) = shape
+        return (xp.log(self._positive(z, xp)) - special("digamma", xp)(a),)
+
+    def has_exact_shape_velocities(self, xp):
+        return has_special("gammainc_grad_a", xp)
+
+    def exact_shape_velocities(self, z, shape, xp):
+        r""":math:`v_a = -\partial_a P(a, z)/g(z)` with the backend's :math:`\partial_a P` (JAX);
+        :math:`g(z)` is raised to tiny where it underflows (there :math:`\partial_a P` underflows
+        too and the velocity is only kept finite), 0 outside the support."""
+        if not self.has_exact_shape_velocities(xp):
+            return super().exact_shape_velocities(z, shape, xp)
+        (a,) = shape
+        z_positive = self._positive(z, xp)
+        derivative = special("gammainc_grad_a", xp)(*xp.broadcast_arrays(a, z_positive))  # lax: equal shapes
+        log_tiny = math.log(float(xp.finfo(z.dtype).smallest_normal))
+        velocity = -derivative * xp.exp(-xp.clip(self.log_density(z_positive, shape, xp), min=log_tiny))
+        return (xp.where(z > 0, velocity, xp.zeros_like(velocity)),)
+
+    def tail_side(self, z, shape, xp):
+        r"""Side of the approximate median: :math:`a - \tfrac13 + \tfrac{8}{405a}` for :math:`a\ge1`
+        (Choi 1994), :math:`(\Gamma(a+1)/2)^{1/a}` (from :math:`P(a,z)\approx z^a/\Gamma(a+1)`) below."""
+        (a,) = shape
+        large = a - 1.0 / 3.0 + 8.0 / (405.0 * a)
+        small = xp.exp((special("lgamma", xp)(a + 1.0) - _LOG_2) / a)
+        return _sign(z - xp.where(a >= 1.0, large, small), xp)
+
+    def tail_sample(self, z, shape, side, uniform, xp):
+        r"""Points ``log t`` of the tail at :math:`z` and their log weights:
+
+        * lower tail, :math:`a < 1`: :math:`t = zU^{1/a}` (density :math:`q \propto t^{a-1}`,
+          which absorbs the singularity of :math:`g` at 0), :math:`\log w = \log(z/a) + z - t`;
+        * lower tail, :math:`a \ge 1`: :math:`t = z - s`, :math:`s` exponential with rate
+          :math:`\max((a-1)/z - 1, a^{-1/2})` truncated to :math:`[0, z]`;
+        * upper tail: :math:`t = z + s`, :math:`s` exponential with rate
+          :math:`\min(\max(1 - (a-1)/z, a^{-1/2}), 1)` (at most the tail's rate 1, so
+          :math:`g(t)/q(t)` stays bounded; at least :math:`1/\mathrm{sd}`).
+        """
+        (a,) = shape
+        z = self._positive(z, xp)
+        log_z = xp.log(z)
+        inverse_sd = 1.0 / xp.sqrt(a)
+        lower = side < 0
+        # exponential from z outward (both sides in one pass; truncated at 0 below)
+        rate_down = xp.maximum((a - 1.0) / z - 1.0, inverse_sd)
+        rate_up = xp.clip(xp.maximum(1.0 - (a - 1.0) / z, inverse_sd), max=1.0)
+        rate = xp.where(lower, rate_down, rate_up)
+        length = xp.where(lower, z, xp.full_like(z, math.inf))
+        step, log_proposal = exponential_step(rate, length, uniform, xp)
+        relative = xp.clip(side * (step / z), min=-1.0 + float(xp.finfo(z.dtype).eps))  # (t - z)/z
+        log_ratio = xp.log1p(relative)  # log(t/z)
+        log_t_exponential = log_z + log_ratio
+        log_weight_exponential = (a - 1.0) * log_ratio - z * relative - log_proposal
+        # lower tail, power proposal (a < 1)
+        log_t_power = log_z + xp.log(uniform) / a
+        log_weight_power = log_z - xp.log(a) + z - xp.exp(log_t_power)
+        power = lower & (a < 1.0)
+        return xp.where(power, log_t_power, log_t_exponential), xp.where(power, log_weight_power, log_weight_exponential)
+
+    def draw_points(self, t, shape, xp):
+        return xp.log(self._positive(t, xp))
+
+    def tail_integrands(self, points, shape, xp, location_scale):
+        (a,) = shape
+        if location_scale:
+            raise ValueError("the gamma family's support moves with loc: Eq. 9 holds for its shape parameter only")
+        return (points - special("digamma", xp)(a),)
+
+
+class Beta(LocationScaleFamily):
+    r"""Standard Beta with ``concentration1`` :math:`a > 0` and ``concentration0`` :math:`b > 0`:
+    :math:`g(z) = z^{a-1}(1-z)^{b-1}/B(a, b)` on :math:`0 < z < 1` (a ``Beta`` component is
+    this family with location 0 and scale 1).
+
+    :math:`-\psi = -(a-1)/z + (b-1)/(1-z)`; tails :math:`I_z(a,b)` and :math:`I_{1-z}(b,a)`,
+    both computed directly (``betainc``: native in SciPy and JAX, the array-API continued
+    fraction of :mod:`shared_math._special` in torch); :math:`\log G` in log space in the
+    lower tail (:func:`~shared_math._special.log_betainc_lower`).  Mean :math:`a/(a+b)`,
+    variance :math:`ab/((a+b)^2(a+b+1))`.  Scores :math:`\log z - \psi(a) + \psi(a+b)` and
+    :math:`\log(1-z) - \psi(b) + \psi(a+b)`.  No backend differentiates ``betainc`` in
+    :math:`a, b`: the shape gradients are always sampled.
+    """
+
+    name = "beta"
+    shape_names = ("concentration1", "concentration0")
+    support = (0.0, 1.0)
+
+    def _inside(self, z, xp):
+        """``z`` clipped to ``[tiny, 1 - eps/2]`` (finite logs of ``z`` and ``1 - z``)."""
+        return xp.clip(z, min=float(xp.finfo(z.dtype).smallest_normal), max=1.0 - 0.5 * float(xp.finfo(z.dtype).eps))
+
+    def log_kernel(self, z, shape, xp):
+        a, b = shape
+        inside = self._inside(z, xp)
+        kernel = (a - 1.0) * xp.log(inside) + (b - 1.0) * xp.log1p(-inside)
+        return xp.where((z > 0) & (z < 1), kernel, xp.full_like(kernel, -math.inf))
+
+    def log_normalizer(self, shape, xp):
+        a, b = shape
+        return log_beta(a, b, special("lgamma", xp))
+
+    def neg_score(self, z, shape, xp):
+        a, b = shape
+        inside = self._inside(z, xp)
+        largest = float(xp.finfo(z.dtype).max)
+        return xp.clip((b - 1.0) / (1.0 - inside) - (a - 1.0) / inside, min=-largest, max=largest)
+
+    def _tails(self, z, a, b, xp):
+        wide = wide_dtype(z.dtype, xp)
+        z_wide, a_wide, b_wide = (xp.astype(v, wide) for v in (z, a, b))
+        z_unit = xp.clip(z_wide, min=0.0, max=1.0)
+        betainc = special("betainc", xp)
+        return betainc(a_wide, b_wide, z_unit), betainc(b_wide, a_wide, 1.0 - z_unit), a_wide, b_wide, z_unit
+
+    def smaller_tail(self, z, shape, xp):
+        a, b = shape
+        lower, upper, _, _, _ = self._tails(z, a, b, xp)
+        sign = xp.where(lower <= upper, -xp.ones_like(lower), xp.ones_like(lower))
+        tail = xp.astype(xp.minimum(lower, upper), z.dtype)
+        return xp.astype(sign, z.dtype), xp.clip(tail, min=tail_floor(z.dtype, xp))
+
+    def log_cdf(self, z, shape, xp):
+        a, b = shape
+        _, upper, a_wide, b_wide, z_unit = self._tails(z, a, b, xp)
+        log_lower = log_betainc_lower(a_wide, b_wide, z_unit, xp=xp, lgamma=special("lgamma", xp))
+        fraction_region = z_unit < (a_wide + 1.0) / (a_wide + b_wide + 2.0)
+        almost_one = 1.0 - float(xp.finfo(upper.dtype).eps)
+        log_cdf = xp.where(fraction_region, log_lower, xp.log1p(-xp.clip(upper, max=almost_one)))
+        log_cdf = xp.where(z_unit > 0, log_cdf, xp.full_like(log_cdf, -math.inf))
+        return xp.astype(log_cdf, z.dtype)
+
+    def standard_mean(self, shape, xp):
+        a, b = shape
+        return a / (a + b)
+
+    def standard_variance(self, shape, xp):
+        a, b = shape
+        total = a + b
+        return a * b / (total * total * (total + 1.0))
+
+    def _score_constants(self, shape, xp):
+        a, b = shape
+        digamma = special("digamma", xp)
+        both = digamma(a + b)
+        return both - digamma(a), both - digamma(b)
+
+    def shape_scores(self, z, shape, xp):
+        inside = self._inside(z, xp)
+        first, second = self._score_constants(shape, xp)
+        return xp.log(inside) + first, xp.log1p(-inside) + second
+
+    def tail_side(self, z, shape, xp):
+        r"""Side of the approximate median :math:`(a-\tfrac13)/(a+b-\tfrac23)` for
+        :math:`a, b \ge 1` (Kerman 2011), of the mean :math:`a/(a+b)` otherwise."""
+        a, b = shape
+        both_large = (a >= 1.0) & (b >= 1.0)
+        median = xp.where(both_large, (a - 1.0 / 3.0) / xp.clip(a + b - 2.0 / 3.0, min=1.0), a / (a + b))
+        return _sign(z - median, xp)
+
+    def tail_sample(self, z, shape, side, uniform, xp):
+        r"""Points ``(log t, log(1 - t))`` of the tail at :math:`z` and their log weights.  Toward
+        an end where :math:`g` is singular (:math:`a < 1` at 0, :math:`b < 1` at 1) the distance
+        to that end follows a power law, :math:`t = zU^{1/a}` (resp.
+        :math:`1-t = (1-z)U^{1/b}`), which absorbs the singularity; otherwise a truncated
+        exponential from :math:`z` toward the end, rate :math:`\max(\text{outward slope of }
+        \log g, 1/\mathrm{sd})`."""
+        a, b = shape
+        z = self._inside(z, xp)
+        smallest = -1.0 + float(xp.finfo(z.dtype).eps)
+        distance = 1.0 - z
+        log_z, log_distance = xp.log(z), xp.log1p(-z)
+        inverse_sd = 1.0 / xp.sqrt(self.standard_variance(shape, xp))
+        lower = side < 0
+        # exponential from z toward the end on its side (one pass for both sides)
+        slope = (a - 1.0) / z - (b - 1.0) / distance  # d log g / dt at z
+        rate = xp.maximum(-side * slope, inverse_sd)
+        step, log_proposal = exponential_step(rate, xp.where(lower, z, distance), uniform, xp)
+        toward_zero = xp.log1p(xp.clip(side * (step / z), min=smallest))  # log(t/z)
+        toward_one = xp.log1p(xp.clip(-side * (step / distance), min=smallest))  # log((1-t)/(1-z))
+        log_t_exponential, log_u_exponential = log_z + toward_zero, log_distance + toward_one
+        log_weight_exponential = (a - 1.0) * toward_zero + (b - 1.0) * toward_one - log_proposal
+        # power laws toward a singular end: t = z U^{1/a} (a < 1, lower); 1 - t = (1 - z) U^{1/b} (b < 1, upper)
+        power_down, power_up = lower & (a < 1.0), (~lower) & (b < 1.0)
+        exponent = xp.log(uniform) / xp.where(lower, a, b)
+        log_near = xp.where(lower, log_z, log_distance) + exponent  # log of the distance to the end
+        log_far = xp.log1p(-xp.exp(log_near))  # log of the other coordinate
+        log_t_power = xp.where(lower, log_near, log_far)
+        log_u_power = xp.where(lower, log_far, log_near)
+        log_weight_power = xp.where(
+            lower,
+            log_z - xp.log(a) + (b - 1.0) * (log_u_power - log_distance),
+            log_distance - xp.log(b) + (a - 1.0) * (log_t_power - log_z),
+        )
+        power = power_down | power_up
+        log_t = xp.where(power, log_t_power, log_t_exponential)
+        log_u = xp.where(power, log_u_power, log_u_exponential)
+        return (log_t, log_u), xp.where(power, log_weight_power, log_weight_exponential)
+
+    def draw_points(self, t, shape, xp):
+        inside = self._inside(t, xp)
+        return xp.log(inside), xp.log1p(-inside)
+
+    def tail_integrands(self, points, shape, xp, location_scale):
+        if location_scale:
+            raise ValueError("the beta family's support moves with loc and scale: Eq. 9 holds for its shape parameters only")
+        log_t, log_u = points
+        first, second = self._score_constants(shape, xp)
+        return log_t + first, log_u + second
 
 
 NORMAL = Normal()
@@ -422,9 +917,11 @@ LAPLACE = Laplace()
 CAUCHY = Cauchy()
 GUMBEL = Gumbel()
 STUDENT_T = StudentT()
+GAMMA = Gamma()
+BETA = Beta()
 
 #: Every family by name.
-FAMILIES = {family.name: family for family in (NORMAL, LOGISTIC, LAPLACE, CAUCHY, GUMBEL, STUDENT_T)}
+FAMILIES = {family.name: family for family in (NORMAL, LOGISTIC, LAPLACE, CAUCHY, GUMBEL, STUDENT_T, GAMMA, BETA)}
 
 
 def get_family(family):

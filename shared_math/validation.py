@@ -119,6 +119,21 @@ def guide_settings(num_components, init_scale, init_spread, init_seed):
     return components, scale, spread, seed
 
 
+def cdf_gradient_settings(cdf_gradient, cdf_gradient_samples):
+    """The distributions' ``cdf_gradient`` and ``cdf_gradient_samples`` options checked: a
+    ``ValueError`` naming the option for a ``cdf_gradient`` not in
+    :data:`shared_math.sampled.CDF_GRADIENT_CHOICES` or a ``cdf_gradient_samples`` that is not a
+    positive integer; returns ``cdf_gradient_samples`` as an ``int``.  Both adapters call this."""
+    from .sampled import CDF_GRADIENT_CHOICES
+
+    if not isinstance(cdf_gradient, str) or cdf_gradient not in CDF_GRADIENT_CHOICES:
+        raise ValueError(f"cdf_gradient must be one of {CDF_GRADIENT_CHOICES}; got {cdf_gradient!r}")
+    samples = _as_integer(cdf_gradient_samples)
+    if samples is None or samples < 1:
+        raise ValueError(f"cdf_gradient_samples must be a positive integer; got {cdf_gradient_samples!r}")
+    return samples
+
+
 def _as_integer(value):
     """``value`` as an ``int`` if it is an integer (``operator.index``), else ``None``."""
     if isinstance(value, bool):

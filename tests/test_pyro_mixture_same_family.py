@@ -114,7 +114,7 @@ def test_broadcast_mixing_over_component_batch():
             ),
             "MultivariateNormal",
         ),
-        (lambda: (dist.Categorical(logits=torch.zeros(2)), dist.Gamma(torch.ones(2), torch.ones(2))), "Gamma"),
+        (lambda: (dist.Categorical(logits=torch.zeros(2)), dist.Exponential(torch.ones(2))), "Exponential"),
         (
             lambda: (dist.Categorical(logits=torch.zeros(2)), dist.Normal(torch.zeros(2, 3, 4), 1.0).to_event(2)),
             "reinterpreted_batch_ndims=2",
