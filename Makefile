@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: test test-all demo bench venv clean
+.PHONY: test test-all demo bench venv clean mutants
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "" tests
+
+# Mutation testing (not run by CI; takes a while): docs/mutants.md.
+mutants: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) tests/mutants/run.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
