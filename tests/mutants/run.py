@@ -9,8 +9,8 @@ Usage (``make mutants`` runs the first line; not part of CI)::
 For each mutant of :data:`mutants.MUTANTS`:
 
 1. the working tree (tracked and untracked files, without ``.git``, ``.venv`` and caches) is
-   copied into a fresh temporary directory, and the mutant's ``original`` snippet is replaced
-   by its ``replacement`` there; a snippet found zero times is reported **stale**, more than
+   copied once, at the start, into a snapshot; each mutant gets a fresh copy of the snapshot,
+   and the mutant's ``original`` snippet is replaced by its ``replacement`` there; a snippet found zero times is reported **stale**, more than
    once **ambiguous**, and nothing is run;
 2. the copy is made the code under test: ``pytest`` runs with the copy as working directory
    and first on ``PYTHONPATH`` (ahead of the editable install of the repository), and the
@@ -65,7 +65,9 @@ def apply(mutant, root):
     return "applied"
 
 
-def scratch_copy(destination):
+def snapshot(destination):
+    """Copy the working tree to ``destination`` once: every mutant starts from this state,
+    whatever happens to the working tree during the run."""
     shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(*IGNORED))
     return destination
 
@@ -110,11 +112,13 @@ def run_pytest(copy, env, targets, workers, deadline):
     return False, first, seconds
 
 
-def run_mutant(mutant, workers, timeout):
-    """``{"status", "killed_by", "seconds"}`` of one mutant (``mutant`` ``None``: the baseline)."""
+def run_mutant(mutant, workers, timeout, source):
+    """``{"status", "killed_by", "seconds"}`` of one mutant (``mutant`` ``None``: the baseline),
+    in a fresh copy of the snapshot ``source``."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gmm-mutant-") as directory:
-        copy = scratch_copy(Path(directory) / "repo")
+        copy = Path(directory) / "repo"
+        shutil.copytree(source, copy)
         if mutant is not None:
             state = apply(mutant, copy)
             if state != "applied":
@@ -162,17 +166,19 @@ def main(argv=None):
         parser.error(f"unknown mutant ids: {sorted(unknown)}")
     started = time.perf_counter()
     load_before = os.getloadavg()
-    if not arguments.skip_baseline:
-        baseline = run_mutant(None, arguments.workers, arguments.timeout)
-        print(f"baseline (no mutant): {baseline['status']} in {baseline['seconds']:.0f} s", flush=True)
-        if baseline["status"] != "survived":
-            print(f"the unmutated suite does not pass ({baseline}); stopping", file=sys.stderr)
-            return 2
     rows = []
-    for mutant in selected:
-        row = run_mutant(mutant, arguments.workers, arguments.timeout)
-        rows.append((mutant, row))
-        print(f"{mutant.id}: {row['status']} {row['killed_by']} ({row['seconds']:.0f} s)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="gmm-mutants-snapshot-") as directory:
+        source = snapshot(Path(directory) / "repo")
+        if not arguments.skip_baseline:
+            baseline = run_mutant(None, arguments.workers, arguments.timeout, source)
+            print(f"baseline (no mutant): {baseline['status']} in {baseline['seconds']:.0f} s", flush=True)
+            if baseline["status"] != "survived":
+                print(f"the unmutated suite does not pass ({baseline}); stopping", file=sys.stderr)
+                return 2
+        for mutant in selected:
+            row = run_mutant(mutant, arguments.workers, arguments.timeout, source)
+            rows.append((mutant, row))
+            print(f"{mutant.id}: {row['status']} {row['killed_by']} ({row['seconds']:.0f} s)", flush=True)
     elapsed = time.perf_counter() - started
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load_after = os.getloadavg()
