@@ -146,6 +146,14 @@ MUTANTS = [
         '"auto" resolves to "implicit" instead of the measured default',
         ("tests/test_estimator_default.py",),
     ),
+    Mutant(
+        "density-clip-tighter",
+        "shared_math/gradients.py",
+        "bound = 0.9 * math.log(float(xp.finfo(z.dtype).max))",
+        "bound = 0.5 * math.log(float(xp.finfo(z.dtype).max))",
+        "sweep terms: f and w/f clipped at exp(+-0.5 log max) (+-44 in float32) instead of 0.9",
+        ("tests/test_shared_math_float32.py", "tests/test_float32_identities.py"),
+    ),
     # ------------------------------------------------------------------ shared_math: mixture
     Mutant(
         "log-prob-unnormalised-weights",
@@ -228,6 +236,22 @@ MUTANTS = [
         "parameter_dtype takes the first floating dtype instead of promoting",
         ("tests/test_edge_cases.py",),
     ),
+    Mutant(
+        "quantile-one-not-infinite",
+        "shared_math/marginal_quantiles.py",
+        "return xp.where(q == 1.0, xp.full_like(quantile, math.inf), quantile)",
+        "return quantile",
+        "quantile 1 gives NaN instead of +inf",
+        ("tests/test_edge_cases.py",),
+    ),
+    Mutant(
+        "tail-floor-tiny",
+        "shared_math/_backend.py",
+        "floor = math.e * smallest_normal",
+        "floor = smallest_normal",
+        "normal_tail clamps where Phi(-a) reaches tiny instead of e * tiny",
+        GRADIENT_TESTS + ("tests/test_shared_math_float32.py",),
+    ),
     # ------------------------------------------------------------------ Pyro adapter
     Mutant(
         "pyro-expand-drops-validate-args",
@@ -261,6 +285,22 @@ MUTANTS = [
         "Pyro ReparamMixtureSameFamily.expand forgets the estimator",
         ("tests/conformance", "tests/test_pyro_mixture_same_family.py"),
     ),
+    Mutant(
+        "pyro-double-backward-detached",
+        "pyro_gmm/distribution.py",
+        "        if torch.is_grad_enabled():  # create_graph=True: let d(backward)/dtheta see x(theta)\n",
+        "        if False:  # create_graph=True: let d(backward)/dtheta see x(theta)\n",
+        "Pyro backward does not re-attach the saved x: second derivatives miss dx/dtheta",
+        ("tests/test_pyro_distribution.py", "tests/test_edge_cases.py"),
+    ),
+    Mutant(
+        "pyro-jvp-drops-logits",
+        "pyro_gmm/distribution.py",
+        "ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot",
+        "ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, None",
+        "Pyro forward mode ignores the logits tangent",
+        ("tests/test_edge_cases.py",),
+    ),
     # ------------------------------------------------------------------ NumPyro adapter
     Mutant(
         "numpyro-swap-in-expand-drops-estimator",
@@ -270,6 +310,14 @@ MUTANTS = [
         "            self.component_distribution.expand(batch_shape + (num_components,)),\n",
         "NumPyro ReparamMixtureSameFamily.expand drops estimator (issue 18 #3)",
         ("tests/conformance",),
+    ),
+    Mutant(
+        "numpyro-constants-unchecked-in-jit",
+        "numpyro_gmm/distributions.py",
+        "            _check_constant_parameters(locs, scales, logits)\n",
+        "            pass\n",
+        "NumPyro validate_args=True no longer checks constant parameters inside jit",
+        ("tests/test_edge_cases.py",),
     ),
     Mutant(
         "numpyro-hybrid-drops-logits-tangent",
