@@ -25,7 +25,8 @@ A mutant is **killed** when a test fails (the first failing test is reported),
 **survived** when the whole fast suite passes, **timeout** when the time runs out.  The
 unmutated copy is run first (``--skip-baseline`` to skip): if it fails, the run stops,
 since every mutant would look killed.  The table (with the run time and the machine's load)
-goes to ``docs/mutants.md`` unless ``--output`` says otherwise.
+goes to ``docs/mutants.md`` unless ``--output`` says otherwise, followed by
+``tests/mutants/notes.md`` (survivors explained, equivalent mutants, history).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from mutants import MUTANTS  # noqa: E402
 IGNORED = (".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "out", "*.egg-info", ".mypy_cache")
 PACKAGES = ("shared_math", "pyro_gmm", "numpyro_gmm")
 LIST_TEST = "tests/test_mutants_list.py"
+NOTES = HERE / "notes.md"
 
 
 def apply(mutant, root):
@@ -195,6 +197,8 @@ def main(argv=None):
         f"{load_after[0]:.1f} after, on {os.cpu_count()} CPUs."
     )
     text = markdown(rows, header)
+    if NOTES.is_file():  # what the table cannot say: survivors explained, history
+        text += "\n" + NOTES.read_text(encoding="utf-8")
     Path(arguments.output).write_text(text, encoding="utf-8")
     print(text)
     return 0 if all(row["status"] == "killed" for _, row in rows) else 1
