@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: test test-all test-wheel lint docs demo bench venv clean
+.PHONY: test test-all test-wheel lint docs demo bench venv clean mutants
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: $(STAMP)
 docs: $(STAMP)
 	rm -rf docs/_build/html
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# Mutation testing (not run by CI; takes a while): docs/mutants.md.
+mutants: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) tests/mutants/run.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -22,7 +22,8 @@ Usage::
     python benchmarks/compile_speed.py --quick       # one small shape, few rounds
     python benchmarks/compile_speed.py --threads 2
 
-Prints a Markdown table; nothing is written to disk.
+Prints a Markdown table; ``--output FILE`` also writes it there (with the command and the
+machine's load).
 """
 
 from __future__ import annotations
@@ -82,17 +83,8 @@ def measure(num_samples, num_components, event_size, estimator, rounds):
 
         return run
 
-    torch._dynamo.reset()
-    compiled = torch.compile(loss, fullgraph=True)
-    eager_step, compiled_step = step(loss), step(compiled)
-
-    eager_started = time.perf_counter()
-    eager_step()
-    eager_once = time.perf_counter() - eager_started
-    started = time.perf_counter()
-    compiled_step()
-    compile_s = time.perf_counter() - started - eager_once
-
+    eager_step = step(loss)
+    # Same draws as eager (Inductor has its own generator unless fallback_random is set).
     with inductor_config.patch(fallback_random=True):
         torch._dynamo.reset()
         compiled_same_draws = step(torch.compile(loss, fullgraph=True))
@@ -101,6 +93,15 @@ def measure(num_samples, num_components, event_size, estimator, rounds):
     torch.manual_seed(1)
     want = eager_step()
     difference = max(float((g - w).abs().max() / w.abs().max()) for g, w in zip(got, want))
+
+    torch._dynamo.reset()
+    compiled_step = step(torch.compile(loss, fullgraph=True))
+    eager_started = time.perf_counter()
+    eager_step()
+    eager_once = time.perf_counter() - eager_started
+    started = time.perf_counter()
+    compiled_step()
+    compile_s = time.perf_counter() - started - eager_once
 
     timings = time_interleaved({"eager": eager_step, "compiled": compiled_step}, rounds=rounds, warmup=2)
     eager_ms, compiled_ms = 1e3 * timings["eager"].median, 1e3 * timings["compiled"].median
@@ -118,6 +119,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="one small shape, few rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--output", default=None, help="also write the table to this Markdown file")
     arguments = parser.parse_args(argv)
 
     import torch
@@ -126,17 +128,31 @@ def main(argv=None):
     warnings.filterwarnings("ignore")  # dynamo's notes on lru_cache-wrapped helpers of array-api-compat
     shapes = QUICK_SHAPES if arguments.quick else SHAPES
     rounds = arguments.rounds or (5 if arguments.quick else 21)
+    load_before = os.getloadavg()[0]
+    lines = [
+        "| N | K | D | estimator | compile s | eager ms | compiled ms | speed-up | max rel. diff |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     print(f"torch {torch.__version__}, {arguments.threads} thread(s), {os.cpu_count()} CPUs visible, float32\n")
-    print("| N | K | D | estimator | compile s | eager ms | compiled ms | speed-up | max rel. diff |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(lines), flush=True)
     for num_samples, num_components, event_size in shapes:
         for estimator in ESTIMATORS:
             row = measure(num_samples, num_components, event_size, estimator, rounds)
-            print(
+            lines.append(
                 f"| {num_samples} | {num_components} | {event_size} | {estimator} | {row['compile_s']:.1f} | "
-                f"{row['eager_ms']:.2f} | {row['compiled_ms']:.2f} | {row['speedup']:.2f}x | {row['difference']:.1e} |",
-                flush=True,
+                f"{row['eager_ms']:.2f} | {row['compiled_ms']:.2f} | {row['speedup']:.2f}x | {row['difference']:.1e} |"
             )
+            print(lines[-1], flush=True)
+    if arguments.output:
+        command = "python benchmarks/compile_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        header = (
+            "# `torch.compile` of `rsample` + `backward` (Pyro)\n\n"
+            f"`{command.strip()}`: torch {torch.__version__}, {arguments.threads} intra-op thread(s), "
+            f"{os.cpu_count()} CPUs, float32, median CPU time over {rounds} interleaved rounds; load average "
+            f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (other processes share the CPUs).  "
+            "See the docstring of `benchmarks/compile_speed.py` for what is measured.\n\n"
+        )
+        Path(arguments.output).write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

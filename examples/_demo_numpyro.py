@@ -79,7 +79,7 @@ def fit_all(*, steps, num_particles, learning_rate, num_eval_draws, seed, progre
     results.append(
         _evaluate(
             name, posterior, eval_key, steps, seconds, num_eval_draws,
-            np.asarray(params["locs"]), np.asarray(params["scales"]), np.asarray(posterior.mixture_probs),
+            np.asarray(params["locs"]), np.asarray(params["scales"]), np.asarray(posterior.probs),
         )
     )
 
@@ -90,7 +90,7 @@ def fit_all(*, steps, num_particles, learning_rate, num_eval_draws, seed, progre
     results.append(
         _evaluate(
             name, posterior, eval_key, steps, seconds, num_eval_draws,
-            np.asarray(posterior.locs), np.asarray(posterior.scales), np.asarray(posterior.mixture_probs),
+            np.asarray(posterior.locs), np.asarray(posterior.scales), np.asarray(posterior.probs),
         )
     )
     return results

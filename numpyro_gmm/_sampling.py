@@ -128,8 +128,8 @@ def attach_logits_implicit(family, x, locs, scales, logits, shape_params, cdf=No
 
     ``x = sample_from_noise(locs, scales, one_hot, noise)`` keeps its own (chosen-component)
     derivative with respect to ``locs`` and ``scales``; this rule passes it through and adds
-    :math:`\dot x^{	ext{implicit}}(\dot\ell)` (Graves Eq. 22 in forward mode) and
-    :math:`\sum_	heta V_k\dot	heta_k` of the chosen component :math:`k`
+    :math:`\dot x^{\text{implicit}}(\dot\ell)` (Graves Eq. 22 in forward mode) and
+    :math:`\sum_\theta V_k\dot\theta_k` of the chosen component :math:`k`
     (:func:`shared_math.hybrid_jvp`; ``component_one_hot`` and ``noise`` are the draw's).
     """
     return x

@@ -95,6 +95,7 @@ class DiagNormalMixture(Distribution):
             locs, scales, logits, batch_shape=batch_shape, dtype=dtype
         )
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
+        self._validate_args = bool(self._validate_args)  # an instance field: kept through jit/vmap (pytree)
 
     @property
     def num_components(self):
@@ -195,7 +196,8 @@ class DiagNormalMixture(Distribution):
         return marginal_quantile(q, self.locs, self.scales, self.logits)
 
     def expand(self, batch_shape):
-        """The same mixture with parameters broadcast to ``batch_shape`` (still a ``DiagNormalMixture``)."""
+        """The same mixture with parameters broadcast to ``batch_shape`` (still a
+        ``DiagNormalMixture``, with the same ``estimator`` and ``validate_args``)."""
         batch_shape = tuple(batch_shape)
         if batch_shape == self.batch_shape:
             return self
@@ -206,13 +208,15 @@ class DiagNormalMixture(Distribution):
             broadcast = None
         if broadcast != batch_shape:
             raise ValueError(f"Cannot expand a distribution of batch shape {self.batch_shape} to {batch_shape}")
-        return DiagNormalMixture(
+        expanded = DiagNormalMixture(
             jnp.broadcast_to(self.locs, batch_shape + (K, D)),
             jnp.broadcast_to(self.scales, batch_shape + (K, D)),
             jnp.broadcast_to(self.logits, batch_shape + (K,)),
             estimator=self.estimator,
-            validate_args=False,
+            validate_args=False,  # the values were checked when self was built
         )
+        expanded._validate_args = self._validate_args  # log_prob keeps validating if self did
+        return expanded
 
     def __repr__(self):
         return (
@@ -410,6 +414,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         super().__init__(mixing_distribution, component_distribution, validate_args=validate_args)
         if self._validate_args:
             _check_component_values(component_distribution)
+        self._validate_args = bool(self._validate_args)  # an instance field: kept through jit/vmap (pytree)
 
     @property
     def has_rsample(self):
@@ -492,21 +497,25 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         return x if self.event_shape else x[..., 0]
 
     def expand(self, batch_shape):
-        """Expanded copy that stays a ``ReparamMixtureSameFamily``."""
+        """Expanded copy that stays a ``ReparamMixtureSameFamily``, with the same ``estimator``
+        and ``validate_args``."""
         batch_shape = tuple(batch_shape)
         if batch_shape == self.batch_shape:
             return self
         num_components = self.mixture_size
         mixing = self.mixing_distribution
+        validate = mixing._validate_args
         if isinstance(mixing, CategoricalProbs):
-            mixing = CategoricalProbs(jnp.broadcast_to(mixing.probs, batch_shape + (num_components,)))
+            mixing = CategoricalProbs(jnp.broadcast_to(mixing.probs, batch_shape + (num_components,)), validate_args=validate)
         else:
-            mixing = CategoricalLogits(jnp.broadcast_to(mixing.logits, batch_shape + (num_components,)))
-        return ReparamMixtureSameFamily(
+            mixing = CategoricalLogits(jnp.broadcast_to(mixing.logits, batch_shape + (num_components,)), validate_args=validate)
+        expanded = ReparamMixtureSameFamily(
             mixing,
             self.component_distribution.expand(batch_shape + (num_components,)),
             estimator=self.estimator,
             cdf_gradient=self.cdf_gradient,
             cdf_gradient_samples=self.cdf_gradient_samples,
-            validate_args=False,
+            validate_args=False,  # the values were checked when self was built
         )
+        expanded._validate_args = self._validate_args  # log_prob keeps validating if self did
+        return expanded

@@ -31,10 +31,15 @@ from pyro.distributions.torch_distribution import TorchDistribution
 import shared_math
 
 
+def _is_compiling():
+    """Whether ``torch.compile`` is tracing the calling code (``False`` on torch < 2.3)."""
+    return getattr(torch.compiler, "is_compiling", lambda: False)()
+
+
 def _is_tracing():
     """Whether values are symbolic right now (``torch.jit.trace``, ``torch.compile``), so
     cannot be inspected (parameter values are then not validated, as in NumPyro under ``jit``)."""
-    return torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
+    return torch._C._get_tracing_state() is not None or _is_compiling()
 
 
 #: The array-API view of torch, for :func:`shared_math.parameter_dtype`.
@@ -162,7 +167,7 @@ class _MixtureSample(_MixtureSampleBackward):
 def _sample_function():
     """:class:`_MixtureSample` in eager code; :class:`_MixtureSampleBackward` while
     ``torch.compile`` traces (it cannot trace a custom ``jvp``; compiled code is reverse mode)."""
-    return _MixtureSampleBackward if torch.compiler.is_compiling() else _MixtureSample
+    return _MixtureSampleBackward if _is_compiling() else _MixtureSample
 
 
 def _may_carry_derivative(tensor):

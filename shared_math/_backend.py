@@ -223,13 +223,15 @@ def _host_scipy(scipy_name, xp):
 @contextlib.contextmanager
 def subnormals_flushed(xp):
     """Within the context, torch flushes subnormal float results to zero (calling thread);
-    the previous setting is restored on exit.  Other namespaces: no effect."""
+    the previous setting is restored on exit.  Other namespaces, and torch while
+    ``torch.compile`` traces: no effect."""
     if not is_torch_namespace(xp):
         yield
         return
     import torch
 
-    if torch.compiler.is_compiling():
+    if getattr(torch.compiler, "is_compiling", lambda: False)():
+        # torch.compile cannot trace .item() or the global flag; compiled code runs as it is.
         yield
         return
     already = torch.tensor(1e-40, dtype=torch.float32).item() == 0.0

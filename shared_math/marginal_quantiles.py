@@ -43,8 +43,9 @@ def marginal_quantile(q, locs, scales, logits, *, xp=None):
 
     ``q`` broadcasts against ``batch_shape + (D,)``; values in :math:`(0, 1)` are found by
     bisection, 0 and 1 give :math:`\mp\infty` and anything else (outside :math:`[0, 1]`,
-    NaN) gives NaN.  ``locs``/``scales`` have shape ``(..., K, D)`` and ``logits`` ``(..., K)``.  Returns the
-    broadcast shape of ``q`` and ``batch_shape + (D,)``.  Not differentiable (bisection).
+    NaN) gives NaN.  ``locs``/``scales`` have shape ``(..., K, D)`` and ``logits``
+    ``(..., K)``.  Returns the broadcast shape of ``q`` and ``batch_shape + (D,)``.  Not
+    differentiable (bisection).
     """
     xp, (q, locs, scales, logits) = promote(q, locs, scales, logits, xp=xp)
     locs_by_dim = xp.moveaxis(locs, -1, -2)  # (..., D, K): one 1-D mixture per coordinate
