@@ -18,6 +18,7 @@ To check a new class, add one :class:`Entry` to :data:`ENTRIES` (and, if its mat
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import array_api_compat
@@ -92,6 +93,17 @@ def location_scale_family(name, standard, standard_mean, standard_variance, *, e
 
 NORMAL = location_scale_family("Normal", scipy.stats.norm, 0.0, 1.0)
 NORMAL_1D = location_scale_family("Normal", scipy.stats.norm, 0.0, 1.0, event_size=1)
+#: Other component families of ``ReparamMixtureSameFamily`` (Cauchy has no moments, so the
+#: moment and E[x + x^2] checks do not apply to it; it is checked in tests/test_families*.py).
+STUDENT_T_DF = 6.0
+OTHER_FAMILIES = {
+    "Logistic": location_scale_family("Logistic", scipy.stats.logistic, 0.0, np.pi**2 / 3),
+    "Laplace": location_scale_family("Laplace", scipy.stats.laplace, 0.0, 2.0),
+    "Gumbel": location_scale_family("Gumbel", scipy.stats.gumbel_r, np.euler_gamma, np.pi**2 / 6),
+    "StudentT": location_scale_family(
+        "StudentT", scipy.stats.t(STUDENT_T_DF), 0.0, STUDENT_T_DF / (STUDENT_T_DF - 2.0)
+    ),
+}
 
 
 # ------------------------------------------------------------------------------ entries
@@ -165,6 +177,33 @@ def _numpyro_swap_in_scalar(p, *, validate_args=None, **settings):
     return numpyro_gmm.ReparamMixtureSameFamily(mixing, components, validate_args=validate_args, **settings)
 
 
+def _components(module, name, loc, scale, validate_args):
+    cls = getattr(module, name)
+    if name == "StudentT":
+        return cls(STUDENT_T_DF, loc, scale, validate_args=validate_args)
+    return cls(loc, scale, validate_args=validate_args)
+
+
+def _pyro_family_swap_in(name, p, *, validate_args=None, **settings):
+    import pyro.distributions as dist
+
+    import pyro_gmm
+
+    mixing = dist.Categorical(logits=p["logits"], validate_args=validate_args)
+    components = _components(dist, name, p["locs"], p["scales"], validate_args).to_event(1)
+    return pyro_gmm.ReparamMixtureSameFamily(mixing, components, validate_args=validate_args, **settings)
+
+
+def _numpyro_family_swap_in(name, p, *, validate_args=None, **settings):
+    import numpyro.distributions as dist
+
+    import numpyro_gmm
+
+    mixing = dist.CategoricalLogits(p["logits"], validate_args=validate_args)
+    components = _components(dist, name, p["locs"], p["scales"], validate_args).to_event(1)
+    return numpyro_gmm.ReparamMixtureSameFamily(mixing, components, validate_args=validate_args, **settings)
+
+
 ENTRIES = [
     Entry("DiagNormalMixture", NORMAL, pyro=_pyro_diag, numpyro=_numpyro_diag),
     Entry("ReparamMixtureSameFamily[Normal.to_event(1)]", NORMAL, pyro=_pyro_swap_in, numpyro=_numpyro_swap_in),
@@ -175,6 +214,14 @@ ENTRIES = [
         numpyro=_numpyro_swap_in_scalar,
         scalar_event=True,
     ),
+] + [
+    Entry(
+        f"ReparamMixtureSameFamily[{name}.to_event(1)]",
+        family,
+        pyro=functools.partial(_pyro_family_swap_in, name),
+        numpyro=functools.partial(_numpyro_family_swap_in, name),
+    )
+    for name, family in OTHER_FAMILIES.items()
 ]
 
 
@@ -277,7 +324,7 @@ class PyroFramework:
         estimator = getattr(distribution, "estimator", None)
         return {
             "class": type(distribution).__name__,
-            "estimator": None if estimator is None else shared_math.resolve_estimator(estimator, 1),
+            "estimator": None if estimator is None else shared_math.resolve_estimator(estimator),
             "validate_args": bool(distribution._validate_args),
             "dtype": str([str(mean.dtype)]),
             "device": str([str(mean.device)]),
@@ -324,6 +371,16 @@ class PyroFramework:
         return {name: np.stack(values) for name, values in estimates.items()}, {
             name: self.to_numpy(gradient) for name, gradient in zip(params, exact)
         }
+
+
+def _devices(leaf):
+    """The devices of a pytree leaf: a JAX array's own, the host CPU for NumPy arrays (a
+    component built from Python numbers, e.g. a Student-t ``df``, keeps NumPy leaves)."""
+    if hasattr(leaf, "devices"):
+        return leaf.devices()
+    import jax
+
+    return {jax.devices("cpu")[0]}
 
 
 class NumPyroFramework:
@@ -379,7 +436,7 @@ class NumPyroFramework:
             "estimator": getattr(distribution, "resolved_estimator", None),
             "validate_args": bool(distribution._validate_args),
             "dtype": str(sorted({str(leaf.dtype) for leaf in leaves})),
-            "device": str(sorted({str(device) for leaf in leaves for device in leaf.devices()})),
+            "device": str(sorted({str(device) for leaf in leaves for device in _devices(leaf)})),
         }
 
     def rejects_invalid_value(self, distribution):
