@@ -393,8 +393,10 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_param
     final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
     locs_pieces, scales_pieces = [], []
     for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
-        locs_bar = terms.responsibilities * xp.expand_dims(cotangent_t[start:stop, ...], axis=1)  # r_k(x) g_d
-        locs_pieces.append(layout.parameter(locs_bar, event_block_shape(locs.shape, start, stop)))
+        cotangent_block = xp.expand_dims(cotangent_t[start:stop, ...], axis=1)
+        locs_block_shape = event_block_shape(locs.shape, start, stop)
+        locs_pieces.append(layout.product_parameter(terms.responsibilities, cotangent_block, locs_block_shape))  # r_k(x) g_d
+        locs_bar = terms.responsibilities * cotangent_block
         scales_pieces.append(layout.parameter(locs_bar * terms.z[start:stop, ...], event_block_shape(scales.shape, start, stop)))
     locs_bar = join_event_blocks(locs_pieces, locs.shape, xp)
     scales_bar = join_event_blocks(scales_pieces, scales.shape, xp)
