@@ -46,11 +46,11 @@ def _n(tensor):
 # ------------------------------------------------------------------------------------------
 
 
-def random_scale_tril(rng, shape, *, condition=None):
+def random_scale_tril(rng, shape, *, condition=None, off_diagonal=0.5):
     r"""Random lower-triangular factors ``shape + (D,)`` (i.e. ``(..., D, D)``) with a positive diagonal.
 
-    Default: diagonal :math:`\exp(N(-0.3, 0.3^2))`, strictly lower part :math:`N(0, 0.5^2)`
-    (correlated covariances).  With ``condition`` :math:`c`: the Cholesky factor of
+    Default: diagonal :math:`\exp(N(-0.3, 0.3^2))`, strictly lower part :math:`N(0, s^2)` with
+    :math:`s` = ``off_diagonal`` (0.5: strongly correlated covariances).  With ``condition`` :math:`c`: the Cholesky factor of
     :math:`U\operatorname{diag}(\lambda)U^\top` with :math:`U` a random orthogonal matrix and
     eigenvalues :math:`\lambda` log-spaced over :math:`[c^{-2}, 1]`, so that
     :math:`\kappa_2(L) = c`.
@@ -58,7 +58,7 @@ def random_scale_tril(rng, shape, *, condition=None):
     size = shape[-1]
     batch = tuple(shape[:-1])
     if condition is None:
-        tril = np.tril(0.5 * rng.standard_normal(batch + (size, size)), k=-1)
+        tril = np.tril(off_diagonal * rng.standard_normal(batch + (size, size)), k=-1)
         diagonal = np.exp(-0.3 + 0.3 * rng.standard_normal(batch + (size,)))
         return tril + diagonal[..., None] * np.eye(size)
     out = np.empty(batch + (size, size))
@@ -70,10 +70,12 @@ def random_scale_tril(rng, shape, *, condition=None):
     return out
 
 
-def random_mixture(rng, batch_shape, num_components, event_size, *, spread=1.5, condition=None):
+def random_mixture(rng, batch_shape, num_components, event_size, *, spread=1.5, condition=None, off_diagonal=0.5):
     """``(locs, scale_tril, logits)`` NumPy float64 of shapes ``batch + (K, D)``, ``batch + (K, D, D)``, ``batch + (K,)``."""
     locs = spread * rng.standard_normal(tuple(batch_shape) + (num_components, event_size))
-    scale_tril = random_scale_tril(rng, tuple(batch_shape) + (num_components, event_size), condition=condition)
+    scale_tril = random_scale_tril(
+        rng, tuple(batch_shape) + (num_components, event_size), condition=condition, off_diagonal=off_diagonal
+    )
     logits = rng.standard_normal(tuple(batch_shape) + (num_components,))
     return locs, scale_tril, logits
 
