@@ -2,7 +2,8 @@
 differentiable with respect to locations, scales and mixture weights (Graves 2016).
 
 Public names: :class:`DiagNormalMixture`, :class:`ReparamMixtureSameFamily`,
-:class:`AutoDiagonalNormalMixture`.  The maths is in :mod:`shared_math`.
+:class:`AutoDiagonalNormalMixture`, and for full covariances :class:`MultivariateNormalMixture`
+and :class:`AutoMultivariateNormalMixture`.  The maths is in :mod:`shared_math`.
 """
 
 try:
@@ -16,4 +17,13 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 from .autoguide import AutoDiagonalNormalMixture
 from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
+# Full-covariance mixtures (project issue 12).
+from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
+
+__all__ = [
+    "AutoDiagonalNormalMixture",
+    "DiagNormalMixture",
+    "ReparamMixtureSameFamily",
+    "AutoMultivariateNormalMixture",
+    "MultivariateNormalMixture",
+]

@@ -82,24 +82,36 @@ attach_rao_blackwell = _identity_with_tangent(
 )
 
 
-@jax.custom_jvp
-def attach_logits_implicit(x, locs, scales, logits):
+def _identity_adding_logits_tangent(implicit_jvp, doc):
+    """A ``jax.custom_jvp`` identity ``(x, locs, scales, logits) -> x`` that passes ``x``'s own
+    tangent through and adds ``implicit_jvp(x, locs, scales, logits, None, None, logits_dot)``
+    (the implicit tangent of the weights alone).  ``implicit_jvp``: the family's implicit JVP
+    (:func:`shared_math.implicit_jvp`, :func:`shared_math.full_covariance_implicit_jvp`)."""
+
+    @jax.custom_jvp
+    def attach(x, locs, scales, logits):
+        return x
+
+    @attach.defjvp
+    def _attach_jvp(primals, tangents):
+        x, locs, scales, logits = primals
+        x_dot, _, _, logits_dot = tangents
+        x_out = attach(x, locs, scales, logits)
+        return x_out, x_dot + implicit_jvp(x_out, locs, scales, logits, None, None, logits_dot)
+
+    attach.__doc__ = doc
+    return attach
+
+
+attach_logits_implicit = _identity_adding_logits_tangent(
+    shared_math.implicit_jvp,
     """Identity in ``x`` that adds the implicit gradient with respect to ``logits`` only.
 
     ``x = sample_from_noise(locs, scales, one_hot, noise)`` keeps its own (chosen-component)
     derivative with respect to ``locs`` and ``scales``; this rule passes it through and adds
     :math:`\\dot x^{\\text{implicit}}(\\dot\\ell)` (Graves Eq. 22 in forward mode).
-    """
-    return x
-
-
-@attach_logits_implicit.defjvp
-def _attach_logits_implicit_jvp(primals, tangents):
-    x, locs, scales, logits = primals
-    x_dot, _, _, logits_dot = tangents
-    x_out = attach_logits_implicit(x, locs, scales, logits)
-    logits_part = shared_math.implicit_jvp(x_out, locs, scales, logits, None, None, logits_dot)
-    return x_out, x_dot + logits_part
+    """,
+)
 
 
 def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype):

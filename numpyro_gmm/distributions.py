@@ -20,6 +20,7 @@ import shared_math
 
 from . import _sampling
 from ._sampling import broadcast_parameters, common_dtype, reparameterized_sample
+from .full_covariance import multivariate_normal_parameters, swap_in_sample
 
 
 def _is_concrete(*arrays):
@@ -200,7 +201,9 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
     Supported: ``mixing_distribution`` a ``Categorical`` (logits or probs) and
     ``component_distribution`` a ``Normal`` with batch shape ``(..., K)`` (scalar event) or
     ``Normal(...).to_event(1)`` with batch shape ``(..., K)`` and event shape ``(D,)``
-    (optionally ``expand``-ed).  Anything else raises ``ValueError``.
+    (optionally ``expand``-ed), or ``MultivariateNormal`` with batch shape ``(..., K)`` (given by
+    ``scale_tril``, ``covariance_matrix`` or ``precision_matrix``; draws through
+    :class:`~numpyro_gmm.MultivariateNormalMixture`).  Anything else raises ``ValueError``.
 
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``
         (see :class:`DiagNormalMixture`).
@@ -219,12 +222,13 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
                 "component_distribution must be a numpyro Distribution; "
                 f"got {type(component_distribution).__name__}"
             )
-        parameters = _normal_parameters(component_distribution)
+        full_covariance = multivariate_normal_parameters(component_distribution)
+        parameters = _normal_parameters(component_distribution) if full_covariance is None else (None, None, None)
         if parameters is None:
             raise ValueError(
-                "ReparamMixtureSameFamily supports only Normal components (scalar event) or "
-                f"Normal(...).to_event(1) (vector event); got {component_distribution!r} with "
-                f"event_shape {component_distribution.event_shape}"
+                "ReparamMixtureSameFamily supports only Normal components (scalar event), "
+                "Normal(...).to_event(1) (vector event) or MultivariateNormal; got "
+                f"{component_distribution!r} with event_shape {component_distribution.event_shape}"
             )
         num_components = jnp.shape(mixing_distribution.logits)[-1]
         component_batch = component_distribution.batch_shape
@@ -238,7 +242,10 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             ("mixing_distribution", mixing_distribution.batch_shape),
             ("component_distribution", component_batch[:-1]),
         )
-        self.resolved_estimator = shared_math.resolve_estimator(estimator, 1 if event_size is None else event_size)
+        if full_covariance is not None:
+            self.resolved_estimator = shared_math.resolve_full_covariance_estimator(estimator, component_distribution.event_shape[0])
+        else:
+            self.resolved_estimator = shared_math.resolve_estimator(estimator, 1 if event_size is None else event_size)
         self.estimator = estimator
         super().__init__(mixing_distribution, component_distribution, validate_args=validate_args)
 
@@ -261,6 +268,9 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
     def sample(self, key, sample_shape=()):
         """A draw of shape ``sample_shape + batch_shape + event_shape``, differentiable w.r.t.
         the component locations/scales and the mixing logits."""
+        full_covariance = multivariate_normal_parameters(self.component_distribution)
+        if full_covariance is not None:
+            return swap_in_sample(key, full_covariance, self.mixing_distribution.logits, sample_shape, self.resolved_estimator)
         locs, scales, logits = self._mixture_parameters()
         x = reparameterized_sample(key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator)
         return x if self.event_shape else x[..., 0]

@@ -9,7 +9,9 @@ Mixture Density Distributions", arXiv:1607.05690):
   (``Categorical`` mixing, ``Normal`` or ``Normal(...).to_event(1)`` components) with
   ``rsample``;
 * :class:`AutoDiagonalNormalMixture`: an autoguide with a K-component diagonal mixture over
-  the packed latent vector.
+  the packed latent vector;
+* :class:`MultivariateNormalMixture` and :class:`AutoMultivariateNormalMixture`: the same with
+  full-covariance (``scale_tril``) components.
 """
 
 try:
@@ -24,4 +26,13 @@ from .autoguide import AutoDiagonalNormalMixture
 from .distribution import DiagNormalMixture
 from .mixture_same_family import ReparamMixtureSameFamily
 
-__all__ = ["AutoDiagonalNormalMixture", "DiagNormalMixture", "ReparamMixtureSameFamily"]
+# Full-covariance mixtures (project issue 12).
+from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
+
+__all__ = [
+    "AutoDiagonalNormalMixture",
+    "DiagNormalMixture",
+    "ReparamMixtureSameFamily",
+    "AutoMultivariateNormalMixture",
+    "MultivariateNormalMixture",
+]

@@ -53,7 +53,10 @@ class _MixtureSample(torch.autograd.Function):
     drawn (without gradient) as ``shared_math.sample_from_noise(locs, scales, component_one_hot,
     noise)``.  The backward returns ``(locs_bar, scales_bar, logits_bar)`` from
     :func:`shared_math.sample_vjp` for the estimator, already summed to
-    each parameter's shape (sample and broadcast dimensions).
+    each parameter's shape (sample and broadcast dimensions).  ``estimator`` may instead be a
+    callable with :func:`shared_math.sample_vjp`'s arguments after the name (other component
+    families, e.g. :class:`~pyro_gmm.MultivariateNormalMixture` with ``scale_tril`` in place of
+    ``scales``).
 
     The output sample itself is what the backward reads, so a second differentiation
     (``create_graph=True``) also sees :math:`x` move with the parameters through this same
@@ -76,9 +79,11 @@ class _MixtureSample(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_x):
         x, locs, scales, logits, component_one_hot, noise = ctx.saved_tensors
-        locs_bar, scales_bar, logits_bar = shared_math.sample_vjp(
-            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
-        )
+        if callable(ctx.estimator):
+            bars = ctx.estimator(x, locs, scales, logits, component_one_hot, noise, grad_x)
+        else:
+            bars = shared_math.sample_vjp(ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x)
+        locs_bar, scales_bar, logits_bar = bars
         needs = ctx.needs_input_grad
         return (
             None,

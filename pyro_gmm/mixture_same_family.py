@@ -14,10 +14,12 @@ import torch
 import pyro.distributions as dist
 
 from .distribution import DiagNormalMixture
+from .full_covariance import mixture_from_components
 
 _SUPPORTED = (
     "ReparamMixtureSameFamily supports Categorical mixing with Normal components "
-    "(scalar event) or Normal(...).to_event(1) components (Independent(Normal, 1), vector event)"
+    "(scalar event), Normal(...).to_event(1) components (Independent(Normal, 1), vector event) "
+    "or MultivariateNormal components"
 )
 
 
@@ -63,7 +65,8 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
     def __init__(self, mixture_distribution, component_distribution, *, estimator="auto", validate_args=None):
         if not isinstance(mixture_distribution, torch.distributions.Categorical):
             raise ValueError(f"{_SUPPORTED}; got mixture_distribution of type {type(mixture_distribution).__name__}")
-        _normal_components(component_distribution)
+        if not isinstance(component_distribution, torch.distributions.MultivariateNormal):  # (full covariance)
+            _normal_components(component_distribution)
         num_mixing = mixture_distribution.logits.shape[-1]
         batch_shape = component_distribution.batch_shape
         if len(batch_shape) < 1 or batch_shape[-1] != num_mixing:
@@ -84,7 +87,13 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
 
     def _diag_mixture(self, validate_args=None):
         """The same mixture as a :class:`~pyro_gmm.DiagNormalMixture` (event ``(D,)``; ``D=1``
-        for scalar components)."""
+        for scalar components), or a :class:`~pyro_gmm.MultivariateNormalMixture` for
+        ``MultivariateNormal`` components."""
+        full = mixture_from_components(
+            self.mixture_distribution, self.component_distribution, self.estimator, validate_args=validate_args
+        )
+        if full is not None:
+            return full
         normal, vector_event = _normal_components(self.component_distribution)
         locs, scales = normal.loc, normal.scale
         if not vector_event:
