@@ -81,12 +81,17 @@ class MultivariateNormalMixture(TorchDistribution):
         super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixture with batch shape ``batch_shape``.  The parameters are kept as they are
+        (they broadcast against it): a dimension in which no parameter varies then stays a
+        sample dimension of the sweeps (one triangular solve with many right-hand sides rather
+        than one solve per copy), which is what ``Trace_ELBO(vectorize_particles=True)`` needs."""
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(MultivariateNormalMixture, _instance)
         event_size = self.event_shape[0]
-        new.locs = self.locs.expand(batch_shape + self.locs.shape[-2:])
-        new.scale_tril = self.scale_tril.expand(batch_shape + self.scale_tril.shape[-3:])
-        new.logits = self.logits.expand(batch_shape + (self.num_components,))
+        torch.broadcast_shapes(batch_shape, self.batch_shape)  # raises if they do not broadcast
+        if len(batch_shape) < len(self.batch_shape) or torch.broadcast_shapes(batch_shape, self.batch_shape) != batch_shape:
+            raise ValueError(f"cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}")
+        new.locs, new.scale_tril, new.logits = self.locs, self.scale_tril, self.logits
         new.num_components = self.num_components
         new.estimator = self.estimator
         super(MultivariateNormalMixture, new).__init__(batch_shape, torch.Size((event_size,)), validate_args=False)
