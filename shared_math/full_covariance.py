@@ -404,11 +404,17 @@ class _Whitened(NamedTuple):
     diagonal: object
 
 
-def _whiten(x, locs, scale_tril, logits, layout, xp):
+def _whitened_residuals(x, locs, scale_tril, layout, xp):
+    r"""``(eps, tril, diagonal)``: :math:`\varepsilon_k = L_k^{-1}(x-\mu_k)` ``(D, K, P, Q)`` (Eq. FC1, one
+    batched triangular solve), :math:`L` ``(K, P, D, D)`` and its diagonal ``(D, K, P, 1)``."""
     tril = xp.tril(layout.scale_tril(scale_tril))
-    diagonal = _diagonal_event_major(tril, xp)
     residuals = layout.point(x) - layout.locs(locs)  # (D, K, P, Q)
     eps = _event_major(_solve_lower_triangular(tril, _matrices(residuals, xp), xp), xp)
+    return eps, tril, _diagonal_event_major(tril, xp)
+
+
+def _whiten(x, locs, scale_tril, logits, layout, xp):
+    eps, tril, diagonal = _whitened_residuals(x, locs, scale_tril, layout, xp)
     log_normal = (-0.5) * (eps * eps) - (xp.log(diagonal) + LOG_SQRT_2PI)
     log_pi = layout.logits(log_softmax(logits, xp))
     return _Whitened(eps, log_normal, log_pi, tril, diagonal)
@@ -563,11 +569,7 @@ def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     the largest weight corrected through :math:`\sum_k a_{kd}=0`) come from
     :func:`shared_math.gradients._scaled_cdf_terms` itself.
     """
-    tril = xp.tril(layout.scale_tril(scale_tril))
-    diagonal = _diagonal_event_major(tril, xp)
-    residuals = layout.point(x) - layout.locs(locs)  # (D, K, P, Q)
-    eps = _event_major(_solve_lower_triangular(tril, _matrices(residuals, xp), xp), xp)
-    del residuals
+    eps, tril, diagonal = _whitened_residuals(x, locs, scale_tril, layout, xp)
     offsets = -(xp.log(diagonal) + LOG_SQRT_2PI)  # log N_kd = offsets_kd - eps_kd^2 / 2
     log_pi = layout.logits(log_softmax(logits, xp))  # (1, K, P, 1)
     joint_before = log_pi  # S_{k,d-1}
