@@ -991,8 +991,13 @@ FULL_COVARIANCE_ESTIMATORS = {
 }
 
 #: What ``estimator="auto"`` resolves to for full-covariance mixtures, at every event size.
-#: Evidence: ``benchmarks/full_covariance_variance.py`` (``docs/estimators.md``, section
-#: "Full covariance").
+#: Evidence (``benchmarks/full_covariance_variance.py``, ``docs/estimators.md`` "Full
+#: covariance"; cos objective, K = 2, 8, D = 2..32, overlapping and separated correlated
+#: components): for ``locs``/``scale_tril`` the Rao-Blackwellised gradient is the best or
+#: within 1.14x of the best of the three in every configuration, with bounded per-draw
+#: values; the implicit gradient is heavy-tailed (tail index 0.7-2.3, infinite variance)
+#: at every D >= 4, up to 5000x noisier; ``hybrid`` is up to 3x noisier when components
+#: overlap and never better (law of total variance).
 FULL_COVARIANCE_AUTO_ESTIMATOR = "rao_blackwell"
 
 
