@@ -658,20 +658,22 @@ def _scaled_rows(tril, inv_diagonal, xp):
     return xp.permute_dims(scaled, (2, 3, 0, 1))[..., None]
 
 
-def _reverse_sweep(terms, cotangent_t, xp):
-    r"""Solve :math:`J^\top v=g` (Eq. FC4).  Returns ``(u, y, carry_before, final_carry)``:
-    :math:`u=f\,v` ``(D, 1, P, Q)``, :math:`y` ``(D, K, P, Q)``, :math:`E_{ki}` before step
-    :math:`i` ``(D, K, P, Q)`` and the final :math:`E_k` ``(1, K, P, Q)``."""
+def _reverse_sweep(terms, cotangent_t, xp, collect=True):
+    r"""Solve :math:`J^\top v=g` (Eq. FC4).  Returns ``(y, carry_before, final_carry)``:
+    :math:`y` ``(D, K, P, Q)``, :math:`E_{ki}` before step :math:`i` ``(D, K, P, Q)`` and the
+    final :math:`E_k` ``(1, K, P, Q)``; with ``collect=False`` only ``final_carry`` (what the
+    ``logits`` gradient needs).  (:math:`u = f\,v` itself is never needed.)"""
     eps_inv = terms.eps * terms.inv_diagonal
     rows = _scaled_rows(terms.tril, terms.inv_diagonal, xp)
     size_d = terms.eps.shape[0]
     cotangent_t = xp.broadcast_to(cotangent_t, (size_d, 1) + tuple(terms.eps.shape[2:]))
     if fuses_elementwise(xp):
-        return _reverse_sweep_scan(terms, cotangent_t, eps_inv, rows, xp)
+        y, carry_before, carry = _reverse_sweep_scan(terms, cotangent_t, eps_inv, rows, xp)
+        return (y, carry_before, carry) if collect else carry
     carry = xp.zeros_like(terms.eps[:1, ...])
     block = sweep_block_size(size_d)
     later = None  # y of the dimensions already swept, (D - stop, K, P, Q)
-    u_steps, carry_steps = [None] * size_d, [None] * size_d
+    carry_steps = [None] * size_d
     for stop in range(size_d, 0, -block):
         start = max(0, stop - block)
         if later is None:
@@ -682,7 +684,7 @@ def _reverse_sweep(terms, cotangent_t, xp):
         block_y = [None] * (stop - start)
         for i in range(stop - 1, start - 1, -1):
             offset = i - start
-            u, y, new_carry = _reverse_step(
+            _, y, new_carry = _reverse_step(
                 cotangent_t[i : i + 1, ...],
                 eps_inv[i : i + 1, ...],
                 terms.responsibilities[i : i + 1, ...],
@@ -692,13 +694,19 @@ def _reverse_sweep(terms, cotangent_t, xp):
                 carry,
                 xp,
             )
-            u_steps[i], carry_steps[i], carry = u, carry, new_carry
+            if collect:
+                carry_steps[i] = carry
+            carry = new_carry
             block_y[offset] = y
             if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
                 rest = rest[:offset, ...] + rows[i, start:i, ...] * y
+        if start == 0 and not collect:
+            break
         block_y = xp.concat(block_y, axis=0)
         later = block_y if later is None else xp.concat([block_y, later], axis=0)
-    return xp.concat(u_steps, axis=0), later, xp.concat(carry_steps, axis=0), carry
+    if not collect:
+        return carry
+    return later, xp.concat(carry_steps, axis=0), carry
 
 
 def _reverse_sweep_scan(terms, cotangent_t, eps_inv, rows, xp):
@@ -710,16 +718,16 @@ def _reverse_sweep_scan(terms, cotangent_t, eps_inv, rows, xp):
         carry, rest = state
         i, g_i, eps_inv_i, r_i, a_i, share_i, row = slices
         s_i = xp.take(rest, xp.reshape(i, (1,)), axis=0)
-        u, y, new_carry = _reverse_step(g_i, eps_inv_i, r_i, a_i, share_i, s_i, carry, xp)
+        _, y, new_carry = _reverse_step(g_i, eps_inv_i, r_i, a_i, share_i, s_i, carry, xp)
         rest = rest + row * y  # row i of L~ is zero from column i on
-        return (new_carry, rest), (u, y, carry)
+        return (new_carry, rest), (y, carry)
 
     sequences = (xp.arange(size_d),) + tuple(
         a[:, None, ...] for a in (cotangent_t, eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
     ) + (rows,)
     state = (xp.zeros_like(terms.eps[:1, ...]), xp.zeros_like(terms.eps))
-    (carry, _), (u, y, carry_before) = sequential_scan(step, state, sequences, xp, reverse=True)
-    return u[:, 0, ...], y[:, 0, ...], carry_before[:, 0, ...], carry
+    (carry, _), (y, carry_before) = sequential_scan(step, state, sequences, xp, reverse=True)
+    return y[:, 0, ...], carry_before[:, 0, ...], carry
 
 
 def _forward_step(t_d, r_d, a_d, eps_d, inv_d, m_d, carry, xp):
@@ -826,7 +834,7 @@ def full_covariance_implicit_vjp(x, locs, scale_tril, logits, cotangent, *, xp=N
     """
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
-    _, y, carry_before, final_carry = _reverse_sweep(terms, layout.point(cotangent), xp)
+    y, carry_before, final_carry = _reverse_sweep(terms, layout.point(cotangent), xp)
     diagonal_part = xp.sum(carry_before * terms.inv_diagonal, axis=3)  # E_ki / L_k,ii, (D, K, P)
     tril_bar = _tril_gradient(y, terms.eps, xp) + _embed_diagonal(diagonal_part, xp)
     return (
@@ -899,7 +907,7 @@ def full_covariance_hybrid_vjp(x, locs, scale_tril, logits, component_one_hot, n
     x, locs, scale_tril, logits, component_one_hot, noise, cotangent = arrays
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     cotangent_t = layout.point(cotangent)
-    *_, final_carry = _reverse_sweep(terms, cotangent_t, xp)
+    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False)
     chosen = layout.per_sample_components(component_one_hot) * cotangent_t  # (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(chosen, axis=3), locs.shape),
@@ -950,7 +958,7 @@ def full_covariance_rao_blackwell_vjp(x, locs, scale_tril, logits, cotangent, *,
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     cotangent_t = layout.point(cotangent)
-    *_, final_carry = _reverse_sweep(terms, cotangent_t, xp)
+    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False)
     weighted = terms.responsibilities[-1:, ...] * cotangent_t  # r_k(x) g, (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(weighted, axis=3), locs.shape),
