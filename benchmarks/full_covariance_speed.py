@@ -17,11 +17,14 @@ eagerly; NumPyro steps are ``jax.jit(jax.grad(...))`` compiled ahead of time.  T
 compared with each other are interleaved round by round (``_timing.time_interleaved``); the
 medians of CPU time (all threads) and wall time are printed, with ratios to the floor.
 
-Then a sweep over D (N = 1024, K = 8, both adapters) for the scaling plot
+Then a sweep over D (N = 1024, K = 8, both adapters, one intra-op thread: on a shared machine
+the CPU time of one thread is far less disturbed than a multi-threaded run) for the scaling plot
 ``docs/full_covariance_scaling.png``: time per step against D on log-log axes, with the
 fitted exponent over D = 32..128 (2 for quadratic, 3 for cubic).
 
-Run ``python benchmarks/full_covariance_speed.py`` (a few minutes); ``--quick`` for a smoke run.
+Run ``python benchmarks/full_covariance_speed.py`` (goal shapes, default threads; a few minutes),
+``--threads 1`` (the same with one thread), ``--sweep`` (the D sweep and the plot), ``--quick``
+(a smoke run).
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ def plot(sizes, results, path):
         anchor = cases["floor"][-1]
         ax.loglog(sizes, anchor * (reference / sizes[-1]) ** 2, color="0.6", linestyle=":", label="∝ D²")
         ax.loglog(sizes, anchor * (reference / sizes[-1]) ** 3, color="0.3", linestyle="--", label="∝ D³")
-        ax.set_title(f"{framework}: N = {SWEEP_SHAPE[0]}, K = {SWEEP_SHAPE[1]}, float32, CPU time per step")
+        ax.set_title(f"{framework}: N = {SWEEP_SHAPE[0]}, K = {SWEEP_SHAPE[1]}, float32, 1 thread", fontsize=9)
         ax.set_xlabel("D")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -216,13 +219,39 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds, no plot")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of timing per shape and framework")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="intra-op threads for torch and XLA (default: the frameworks' defaults); the D sweep always uses 1",
+    )
+    parser.add_argument("--sweep", action="store_true", help="the D sweep and its plot instead of the goal shapes")
     args = parser.parse_args(argv)
+    if args.threads == 1 or args.sweep:
+        # XLA reads its flags once, when JAX starts: one thread for the sweep (and for --threads 1).
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
     import jax
     import torch
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    if args.sweep:
+        torch.set_num_threads(1)
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}; load {os.getloadavg()}")
     shapes = ((256, 4, 8),) if args.quick else SHAPES
     rounds = 3 if args.quick else args.rounds
+    if args.sweep:
+        print(f"D sweep (N = {SWEEP_SHAPE[0]}, K = {SWEEP_SHAPE[1]}; one thread in torch and XLA):")
+        results = sweep(SWEEP_SIZES, rounds, args.budget / 2)
+        for framework, cases in results.items():
+            print("  " + framework + ": fitted exponent over D = 32..128: " + ", ".join(
+                f"{name} {fitted_exponent(SWEEP_SIZES, seconds):.2f}" for name, seconds in cases.items()
+            ))
+        image = REPO_ROOT / "docs" / "full_covariance_scaling.png"
+        plot(SWEEP_SIZES, results, image)
+        print(f"wrote {image}; load {os.getloadavg()}")
+        return
     print("Goal shapes (rao_blackwell = the default):")
     for shape in shapes:
         brute = (not args.quick) and shape == BRUTE_FORCE_SHAPE
@@ -231,17 +260,7 @@ def main(argv=None):
         steps = jax_steps(*shape)
         timings = timed(steps, rounds, args.budget)
         print(report("NumPyro", shape, timings, {n: s.compile_s for n, s in steps.items()}), flush=True)
-    if args.quick:
-        return
-    print(f"D sweep (N = {SWEEP_SHAPE[0]}, K = {SWEEP_SHAPE[1]}):")
-    results = sweep(SWEEP_SIZES, max(5, rounds // 2), args.budget / 3)
-    for framework, cases in results.items():
-        print("  " + framework + ": fitted exponent over D = 32..128: " + ", ".join(
-            f"{name} {fitted_exponent(SWEEP_SIZES, seconds):.2f}" for name, seconds in cases.items()
-        ))
-    image = REPO_ROOT / "docs" / "full_covariance_scaling.png"
-    plot(SWEEP_SIZES, results, image)
-    print(f"wrote {image}; load {os.getloadavg()}")
+    print(f"load {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -66,12 +66,14 @@ become :math:`r_k(x)e_i` and :math:`r_k(x)\varepsilon_{kj}(x)e_i`, which solve t
 equation :math:`\nabla\cdot(p\,v) = -\partial p/\partial\theta`.  ``logits`` always get the
 implicit gradient (Graves 2016, Eq. 22, through the sweep above).
 
-**Layout and cost.**  Internally arrays are ``(K, P, D, Q)``: components, the flattened
-batch dimensions in which some parameter varies (``P``), the event, and the flattened
-remaining (sample) dimensions (``Q``), so that the whitening is one batched triangular solve
-with ``Q`` right-hand sides, the cumulative sums over the event are matrix products with a
-triangular matrix of ones, and the carries :math:`s_k` of the sweeps are updated a block of
-dimensions at a time by matrix products (:func:`sweep_block_size`).  JAX runs the sweeps as
+**Layout and cost.**  Internally per-sample arrays are event-major ``(D, K, P, Q)``: the
+event, components, the flattened batch dimensions in which some parameter varies (``P``)
+and the flattened remaining (sample) dimensions (``Q``), so that one dimension's slice is
+contiguous (as in :mod:`shared_math.gradients`, whose tail terms are reused), the whitening
+is one batched triangular solve per component with ``Q`` right-hand sides (viewed as
+``(K, P, D, Q)``), the cumulative sums over the event are matrix products with a triangle
+of ones, and the carries :math:`s_k` of the sweeps are updated a block of dimensions at a
+time by matrix products (:func:`sweep_block_size`).  JAX runs the sweeps as
 one ``lax.scan`` with the whole :math:`D`-vector carry.  Nothing of size :math:`D\times D` per
 sample is formed; time is :math:`O(NKD^2)`, memory :math:`O(NKD)`.
 
@@ -579,7 +581,12 @@ def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     responsibility_blocks, a_blocks, share_blocks = [], [], []
     for start, stop in event_blocks(tuple(eps.shape), xp):
         eps_block = eps[start:stop, ...]
-        joint = leading_cumsum((-0.5) * (eps_block * eps_block) + offsets[start:stop, ...], xp, initial=joint_before)
+        log_normal = (-0.5) * (eps_block * eps_block) + offsets[start:stop, ...]
+        if fuses_elementwise(xp):  # one block: a product with a triangle of ones (XLA's dot is fast)
+            joint = joint_before + _cumulative_over_event(log_normal, xp)
+        else:
+            joint = leading_cumsum(log_normal, xp, initial=joint_before)
+        del log_normal
         peak = xp.max(joint, axis=1, keepdims=True)
         shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
         joint_before = joint[-1:, ...]
@@ -658,22 +665,30 @@ def _scaled_rows(tril, inv_diagonal, xp):
     return xp.permute_dims(scaled, (2, 3, 0, 1))[..., None]
 
 
-def _reverse_sweep(terms, cotangent_t, xp, collect=True):
-    r"""Solve :math:`J^\top v=g` (Eq. FC4).  Returns ``(y, carry_before, final_carry)``:
-    :math:`y` ``(D, K, P, Q)``, :math:`E_{ki}` before step :math:`i` ``(D, K, P, Q)`` and the
-    final :math:`E_k` ``(1, K, P, Q)``; with ``collect=False`` only ``final_carry`` (what the
-    ``logits`` gradient needs).  (:math:`u = f\,v` itself is never needed.)"""
+class _ReverseSweep(NamedTuple):
+    r"""Results of :func:`_reverse_sweep`, ``None`` where not collected: :math:`u = f\,v`
+    ``(D, 1, P, Q)``, :math:`y` ``(D, K, P, Q)``, :math:`E_{ki}` before step :math:`i`
+    ``(D, K, P, Q)``, and the final :math:`E_k` ``(1, K, P, Q)``."""
+
+    u: object
+    y: object
+    carry_before: object
+    final_carry: object
+
+
+def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
+    r"""Solve :math:`J^\top v=g` (Eq. FC4); a :class:`_ReverseSweep`.  ``collect=False``: only
+    the final carry (what the ``logits`` gradient needs); ``collect_u``: also :math:`u` (the
+    transpose of :func:`_forward_sweep`, which JAX's reverse mode uses)."""
     eps_inv = terms.eps * terms.inv_diagonal
     rows = _scaled_rows(terms.tril, terms.inv_diagonal, xp)
     size_d = terms.eps.shape[0]
     cotangent_t = xp.broadcast_to(cotangent_t, (size_d, 1) + tuple(terms.eps.shape[2:]))
-    if fuses_elementwise(xp):
-        y, carry_before, carry = _reverse_sweep_scan(terms, cotangent_t, eps_inv, rows, xp)
-        return (y, carry_before, carry) if collect else carry
+    scan = fuses_elementwise(xp)
     carry = xp.zeros_like(terms.eps[:1, ...])
-    block = sweep_block_size(size_d)
+    block = jax_sweep_block_size(size_d) if scan else sweep_block_size(size_d)
     later = None  # y of the dimensions already swept, (D - stop, K, P, Q)
-    carry_steps = [None] * size_d
+    carry_blocks, u_blocks = [], []
     for stop in range(size_d, 0, -block):
         start = max(0, stop - block)
         if later is None:
@@ -681,53 +696,86 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True):
         else:  # s_ki / L_ii for i in the block, from every later dimension at once
             block_rows = xp.permute_dims(rows[stop:, start:stop, ..., 0], (2, 3, 1, 0))  # (K, P, B, D - stop)
             rest = xp.permute_dims(xp.matmul(block_rows, _matrices(later, xp)), (2, 0, 1, 3))
-        block_y = [None] * (stop - start)
-        for i in range(stop - 1, start - 1, -1):
-            offset = i - start
-            _, y, new_carry = _reverse_step(
-                cotangent_t[i : i + 1, ...],
-                eps_inv[i : i + 1, ...],
-                terms.responsibilities[i : i + 1, ...],
-                terms.a_scaled[i : i + 1, ...],
-                terms.largest_share[i : i + 1, ...],
-                rest[offset : offset + 1, ...],
-                carry,
-                xp,
-            )
-            if collect:
-                carry_steps[i] = carry
-            carry = new_carry
-            block_y[offset] = y
-            if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
-                rest = rest[:offset, ...] + rows[i, start:i, ...] * y
-        if start == 0 and not collect:
+        block_slices = tuple(
+            a[start:stop, ...]
+            for a in (cotangent_t, eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
+        )
+        if scan:
+            sweep = _reverse_block_scan(block_slices, rows[start:stop, start:stop, ...], rest, carry, xp)
+        else:
+            sweep = _reverse_block_loop(block_slices, rows[start:stop, start:stop, ...], rest, carry, xp, collect_u)
+        block_u, block_y, block_carry, carry = sweep
+        carry_blocks.insert(0, block_carry)
+        u_blocks.insert(0, block_u)
+        if start == 0 and not (collect or collect_u):
             break
-        block_y = xp.concat(block_y, axis=0)
         later = block_y if later is None else xp.concat([block_y, later], axis=0)
-    if not collect:
-        return carry
-    return later, xp.concat(carry_steps, axis=0), carry
+    return _ReverseSweep(
+        u=_join(u_blocks, xp) if collect_u else None,
+        y=later if collect else None,
+        carry_before=_join(carry_blocks, xp) if collect else None,
+        final_carry=carry,
+    )
 
 
-def _reverse_sweep_scan(terms, cotangent_t, eps_inv, rows, xp):
-    """:func:`_reverse_sweep` as one ``lax.scan`` over the event axis with the whole
-    :math:`D`-vector carry :math:`s_k/L_{k,ii}` (JAX)."""
-    size_d = terms.eps.shape[0]
+def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u):
+    """One block of the eager reverse sweep: a Python loop whose carry ``rest`` keeps only the
+    rows not yet reached (it shrinks by one each step)."""
+    size = slices[0].shape[0]
+    u_steps, y_steps, carry_steps = [None] * size, [None] * size, [None] * size
+    for offset in range(size - 1, -1, -1):
+        at = tuple(a[offset : offset + 1, ...] for a in slices)
+        u, y, new_carry = _reverse_step(*at, rest[offset : offset + 1, ...], carry, xp)
+        u_steps[offset], y_steps[offset], carry_steps[offset] = u, y, carry
+        carry = new_carry
+        if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
+            rest = rest[:offset, ...] + rows[offset, :offset, ...] * y
+    u = xp.concat(u_steps, axis=0) if collect_u else None
+    return u, xp.concat(y_steps, axis=0), xp.concat(carry_steps, axis=0), carry
 
-    def step(state, slices):
+
+def _reverse_block_scan(slices, rows, rest, carry, xp):
+    """One block of the reverse sweep as a ``lax.scan`` (JAX) whose carry holds the block's
+    rows of :math:`s_k/L_{k,ii}` from the current dimension down (``rest[j]`` is
+    :math:`s_{k,i-j}` at step :math:`i`; :func:`_shifted_rows`): static slices only."""
+    shifted = _shifted_rows(rows, xp, -1)  # [i, j] = L~_{k, i, i-1-j}
+
+    def step(state, step_slices):
         carry, rest = state
-        i, g_i, eps_inv_i, r_i, a_i, share_i, row = slices
-        s_i = xp.take(rest, xp.reshape(i, (1,)), axis=0)
-        _, y, new_carry = _reverse_step(g_i, eps_inv_i, r_i, a_i, share_i, s_i, carry, xp)
-        rest = rest + row * y  # row i of L~ is zero from column i on
-        return (new_carry, rest), (y, carry)
+        *at, row = step_slices
+        u, y, new_carry = _reverse_step(*at, rest[:1, ...], carry, xp)
+        return (new_carry, _shift_down(rest, xp) + row * y), (u, y, carry)
 
-    sequences = (xp.arange(size_d),) + tuple(
-        a[:, None, ...] for a in (cotangent_t, eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
-    ) + (rows,)
-    state = (xp.zeros_like(terms.eps[:1, ...]), xp.zeros_like(terms.eps))
-    (carry, _), (y, carry_before) = sequential_scan(step, state, sequences, xp, reverse=True)
-    return y[:, 0, ...], carry_before[:, 0, ...], carry
+    sequences = tuple(a[:, None, ...] for a in slices) + (shifted,)
+    (carry, _), (u, y, carry_before) = sequential_scan(
+        step, (carry, xp.flip(rest, axis=0)), sequences, xp, reverse=True
+    )
+    return u[:, 0, ...], y[:, 0, ...], carry_before[:, 0, ...], carry
+
+
+def _shifted_rows(rows, xp, offset_sign):
+    r"""Rows of a ``(D, D, ...)`` coefficient table re-indexed for a shifting carry (JAX sweeps).
+
+    ``offset_sign = +1`` (forward): ``out[d, j] = rows[d, d + 1 + j]``; ``-1`` (reverse):
+    ``out[i, j] = rows[i, i - 1 - j]``; 0 where the index leaves ``[0, D)``.  With the carry
+    stored so that the entry the next step reads is always at position 0, every step
+    reads and shifts it by static slices (no gather and, once transposed, no scatter).
+    """
+    size_d = rows.shape[0]
+    steps = xp.arange(size_d)[:, None]
+    positions = xp.arange(size_d)[None, :]
+    source = steps + 1 + positions if offset_sign > 0 else steps - 1 - positions
+    valid = (source >= 0) & (source < size_d)
+    flat_index = xp.reshape(steps * size_d + xp.clip(source, min=0, max=size_d - 1), (-1,))
+    flat = xp.reshape(rows, (size_d * size_d,) + tuple(rows.shape[2:]))
+    gathered = xp.reshape(xp.take(flat, flat_index, axis=0), tuple(rows.shape))
+    mask = xp.reshape(xp.astype(valid, rows.dtype), (size_d, size_d) + (1,) * (rows.ndim - 2))
+    return gathered * mask
+
+
+def _shift_down(rest, xp):
+    """``out[j] = rest[j + 1]``, ``out[D - 1] = 0`` along axis 0."""
+    return xp.concat([rest[1:, ...], xp.zeros_like(rest[:1, ...])], axis=0)
 
 
 def _forward_step(t_d, r_d, a_d, eps_d, inv_d, m_d, carry, xp):
@@ -746,7 +794,18 @@ def _forward_sweep(terms, scaled_transform_tangent, xp):
     strict = xp.tril(terms.tril, k=-1)  # (K, P, D, D)
     columns = xp.permute_dims(strict, (3, 2, 0, 1))[..., None]  # [d, i] = L_{k,id}, (D, D, K, P, 1)
     if fuses_elementwise(xp):
-        return _forward_sweep_scan(terms, t, columns, xp)
+        # XLA runs the transpose that JAX derives for the scan of the forward sweep 7-17x
+        # slower than the sweep itself; as a linear solve with the reverse sweep for its
+        # transpose, reverse mode costs one reverse sweep (derivatives with respect to the
+        # terms: implicit differentiation through the vectorized matrix-vector product).
+        import jax
+
+        return jax.lax.custom_linear_solve(
+            lambda v: _unit_jacobian_matvec(terms, v, xp),
+            t,
+            solve=lambda _, rhs: _forward_sweep_scan(terms, rhs, columns, xp),
+            transpose_solve=lambda _, rhs: _reverse_sweep(terms, rhs, xp, collect=False, collect_u=True).u,
+        )
     carry = xp.zeros_like(terms.eps[:1, ...])
     block = sweep_block_size(size_d)
     earlier = None  # eta of the dimensions already swept, (start, K, P, Q)
@@ -778,23 +837,64 @@ def _forward_sweep(terms, scaled_transform_tangent, xp):
     return xp.concat(x_dot_steps, axis=0)
 
 
+def _unit_jacobian_matvec(terms, v, xp):
+    r""":math:`\hat J v` for :math:`\hat J = \operatorname{diag}(1/f)\,J` (unit diagonal), vectorized
+    (Eq. FC6 read backwards): with :math:`\eta_k = L_k^{-1}v` and :math:`G_{kd}=\sum_{j<d}\varepsilon_{kj}\eta_{kj}`,
+    :math:`(\hat Jv)_d = \sum_k r_{kd}L_{k,dd}\,\eta_{kd} - \sum_k\tilde a_{kd}G_{kd}` (since
+    :math:`m_{kd} = v_d - L_{k,dd}\eta_{kd}` and :math:`\sum_kr_{kd}=1`).  :func:`_forward_sweep`
+    solves :math:`\hat J\dot x = t` and the reverse sweep's :math:`u` solves :math:`\hat J^\top u = g`."""
+    shape = (v.shape[0],) + tuple(terms.eps.shape[1:])
+    eta = _event_major(_solve_lower_triangular(terms.tril, _matrices(xp.broadcast_to(v, shape), xp), xp), xp)
+    before = _cumulative_over_event(terms.eps * eta, xp, exclusive=True)
+    direct = terms.responsibilities * (eta / terms.inv_diagonal)
+    return xp.sum(direct - terms.a_scaled * before, axis=1, keepdims=True)
+
+
 def _forward_sweep_scan(terms, t, columns, xp):
-    """:func:`_forward_sweep` as one ``lax.scan`` with the whole :math:`D`-vector carry :math:`m_k` (JAX)."""
+    """:func:`_forward_sweep` for JAX: the same blocks, each one ``lax.scan`` whose carry holds
+    the block's rows of :math:`m_k` stored from the current dimension on (``rest[j]`` is
+    :math:`m_{k,d+j}` at step :math:`d`; :func:`_shifted_rows`), so that every step reads and
+    shifts it by static slices.  A carry of all :math:`D` rows would make each step (and,
+    worse, each step of the transposed scan that reverse mode runs) a pass over
+    :math:`O(KD)` entries per sample."""
     size_d = terms.eps.shape[0]
+    strict = xp.tril(terms.tril, k=-1)
+    carry = xp.zeros_like(terms.eps[:1, ...])
+    block = jax_sweep_block_size(size_d)
+    earlier = None
+    x_dot_blocks = []
+    for start in range(0, size_d, block):
+        stop = min(size_d, start + block)
+        if earlier is None:
+            rest = xp.zeros_like(terms.eps[start:stop, ...])
+        else:
+            rest = xp.permute_dims(xp.matmul(strict[:, :, start:stop, :start], _matrices(earlier, xp)), (2, 0, 1, 3))
+        shifted = _shifted_rows(columns[start:stop, start:stop, ...], xp, +1)  # [d, j] = L_{k, d+1+j, d}
 
-    def step(state, slices):
-        carry, rest = state
-        i, t_d, r_d, a_d, eps_d, inv_d, column = slices
-        m_d = xp.take(rest, xp.reshape(i, (1,)), axis=0)
-        x_dot, eta, new_carry = _forward_step(t_d, r_d, a_d, eps_d, inv_d, m_d, carry, xp)
-        return (new_carry, rest + column * eta), (x_dot,)
+        def step(state, slices):
+            carry, rest = state
+            t_d, r_d, a_d, eps_d, inv_d, column = slices
+            x_dot, eta, new_carry = _forward_step(t_d, r_d, a_d, eps_d, inv_d, rest[:1, ...], carry, xp)
+            return (new_carry, _shift_down(rest, xp) + column * eta), (x_dot, eta)
 
-    sequences = (xp.arange(size_d),) + tuple(
-        a[:, None, ...] for a in (t, terms.responsibilities, terms.a_scaled, terms.eps, terms.inv_diagonal)
-    ) + (columns,)
-    state = (xp.zeros_like(terms.eps[:1, ...]), xp.zeros_like(terms.eps))
-    _, (x_dot,) = sequential_scan(step, state, sequences, xp)
-    return x_dot[:, 0, ...]
+        sequences = tuple(
+            a[start:stop, None, ...]
+            for a in (t, terms.responsibilities, terms.a_scaled, terms.eps, terms.inv_diagonal)
+        ) + (shifted,)
+        (carry, _), (x_dot, eta) = sequential_scan(step, (carry, rest), sequences, xp)
+        x_dot_blocks.append(x_dot[:, 0, ...])
+        eta = eta[:, 0, ...]
+        earlier = eta if earlier is None else xp.concat([earlier, eta], axis=0)
+    return _join(x_dot_blocks, xp)
+
+
+def jax_sweep_block_size(event_size):
+    """Dimensions per block of the JAX sweeps (one ``lax.scan`` per block)."""
+    return min(event_size, JAX_SWEEP_BLOCK)
+
+
+#: Block size of the JAX sweeps; measured: see ``benchmarks/full_covariance_speed.py``.
+JAX_SWEEP_BLOCK = 4
 
 
 # ------------------------------------------------------------------------------------------
@@ -834,7 +934,7 @@ def full_covariance_implicit_vjp(x, locs, scale_tril, logits, cotangent, *, xp=N
     """
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
-    y, carry_before, final_carry = _reverse_sweep(terms, layout.point(cotangent), xp)
+    _, y, carry_before, final_carry = _reverse_sweep(terms, layout.point(cotangent), xp)
     diagonal_part = xp.sum(carry_before * terms.inv_diagonal, axis=3)  # E_ki / L_k,ii, (D, K, P)
     tril_bar = _tril_gradient(y, terms.eps, xp) + _embed_diagonal(diagonal_part, xp)
     return (
@@ -907,7 +1007,7 @@ def full_covariance_hybrid_vjp(x, locs, scale_tril, logits, component_one_hot, n
     x, locs, scale_tril, logits, component_one_hot, noise, cotangent = arrays
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     cotangent_t = layout.point(cotangent)
-    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False)
+    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
     chosen = layout.per_sample_components(component_one_hot) * cotangent_t  # (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(chosen, axis=3), locs.shape),
@@ -958,7 +1058,7 @@ def full_covariance_rao_blackwell_vjp(x, locs, scale_tril, logits, cotangent, *,
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     cotangent_t = layout.point(cotangent)
-    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False)
+    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
     weighted = terms.responsibilities[-1:, ...] * cotangent_t  # r_k(x) g, (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(weighted, axis=3), locs.shape),
