@@ -163,20 +163,31 @@ def report(framework, shape, timings, compile_times=None):
     return "\n".join(lines)
 
 
-def sweep(sizes, rounds, budget_s):
-    """``{framework: {case: [CPU seconds per D]}}`` at N = 1024, K = 8."""
-    results = {"Pyro": {}, "NumPyro": {}}
+def sweep_part(framework, sizes, rounds, budget_s):
+    """``{case: [CPU seconds per D]}`` of one framework at N = 1024, K = 8."""
+    results = {}
     num_samples, num_components = SWEEP_SHAPE
+    make = torch_steps if framework == "Pyro" else jax_steps
     for size in sizes:
-        timings = timed(torch_steps(num_samples, num_components, size), rounds, budget_s)
+        timings = timed(make(num_samples, num_components, size), rounds, budget_s)
         for name, timing in timings.items():
-            results["Pyro"].setdefault(name, []).append(timing.median)
-        timings = timed(jax_steps(num_samples, num_components, size), rounds, budget_s)
-        for name, timing in timings.items():
-            results["NumPyro"].setdefault(name, []).append(timing.median)
-        print(f"  D={size:<4} " + "  ".join(
-            f"{fw} {name} {format_seconds(values[-1])}" for fw, cases in results.items() for name, values in cases.items()
-        ), flush=True)
+            results.setdefault(name, []).append(timing.median)
+        print(f"  {framework} D={size:<4} " + "  ".join(f"{n} {format_seconds(v[-1])}" for n, v in results.items()), file=sys.stderr, flush=True)
+    return results
+
+
+def sweep(sizes, rounds, budget_s):
+    """``{framework: {case: [CPU seconds per D]}}``, each framework in its own process (torch
+    and XLA runtimes interleaved in one process hung twice at D = 128 here)."""
+    import json
+    import subprocess
+
+    results = {}
+    for framework in ("Pyro", "NumPyro"):
+        command = [sys.executable, __file__, "--sweep-part", framework, "--rounds", str(rounds), "--budget", str(budget_s)]
+        completed = subprocess.run(command, check=True, capture_output=True, text=True)
+        sys.stdout.write(completed.stderr)
+        results[framework] = json.loads(completed.stdout.strip().splitlines()[-1])
     return results
 
 
@@ -224,11 +235,13 @@ def main(argv=None):
         help="intra-op threads for torch and XLA (default: the frameworks' defaults); the D sweep always uses 1",
     )
     parser.add_argument("--sweep", action="store_true", help="the D sweep and its plot instead of the goal shapes")
+    parser.add_argument("--sweep-part", choices=("Pyro", "NumPyro"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads == 1 or args.sweep:
-        # XLA reads its flags once, when JAX starts: one thread for the sweep (and for --threads 1).
+    if args.threads == 1 or args.sweep or args.sweep_part:
+        # XLA reads its flags once, when JAX starts: Eigen single-threaded for the sweep and --threads 1
+        # (intra_op_parallelism_threads=1 as well deadlocked the D = 128 step here).
         os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
         )
     import jax
     import torch
@@ -236,8 +249,13 @@ def main(argv=None):
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    if args.sweep:
+    if args.sweep or args.sweep_part:
         torch.set_num_threads(1)
+    if args.sweep_part:
+        import json
+
+        print(json.dumps(sweep_part(args.sweep_part, SWEEP_SIZES, args.rounds, args.budget)))
+        return
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}; load {os.getloadavg()}")
     shapes = ((256, 4, 8),) if args.quick else SHAPES
     rounds = 3 if args.quick else args.rounds
