@@ -17,8 +17,9 @@ eagerly; NumPyro steps are ``jax.jit(jax.grad(...))`` compiled ahead of time.  T
 compared with each other are interleaved round by round (``_timing.time_interleaved``); the
 medians of CPU time (all threads) and wall time are printed, with ratios to the floor.
 
-Then a sweep over D (N = 1024, K = 8, both adapters, one intra-op thread: on a shared machine
-the CPU time of one thread is far less disturbed than a multi-threaded run) for the scaling plot
+Then a sweep over D (N = 1024, K = 8, both adapters, one thread pinned to one core, each
+framework in its own process: on a shared machine the CPU time of one pinned thread is far
+less disturbed than a multi-threaded run) for the scaling plot
 ``docs/full_covariance_scaling.png``: time per step against D on log-log axes, with the
 fitted exponent over D = 32..128 (2 for quadratic, 3 for cubic).
 
@@ -48,6 +49,7 @@ SHAPES = ((4096, 8, 16), (1024, 8, 64))
 SWEEP_SIZES = (4, 8, 16, 32, 64, 128)
 SWEEP_SHAPE = (1024, 8)
 BRUTE_FORCE_SHAPE = (1024, 8, 64)
+BRUTE_FORCE_MAX_D = 64
 ESTIMATORS = ("rao_blackwell", "implicit")
 
 
@@ -167,9 +169,12 @@ def sweep_part(framework, sizes, rounds, budget_s):
     """``{case: [CPU seconds per D]}`` of one framework at N = 1024, K = 8."""
     results = {}
     num_samples, num_components = SWEEP_SHAPE
-    make = torch_steps if framework == "Pyro" else jax_steps
     for size in sizes:
-        timings = timed(make(num_samples, num_components, size), rounds, budget_s)
+        if framework == "Pyro":  # the brute-force Jacobian as well, up to D = 64 (cubic: ~1 min per step at 128)
+            steps = torch_steps(num_samples, num_components, size, brute_force=size <= BRUTE_FORCE_MAX_D)
+        else:
+            steps = jax_steps(num_samples, num_components, size)
+        timings = timed(steps, rounds, budget_s)
         for name, timing in timings.items():
             results.setdefault(name, []).append(timing.median)
         print(f"  {framework} D={size:<4} " + "  ".join(f"{n} {format_seconds(v[-1])}" for n, v in results.items()), file=sys.stderr, flush=True)
@@ -208,8 +213,9 @@ def plot(sizes, results, path):
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (framework, cases) in zip(axes, results.items()):
         for name, seconds in cases.items():
-            exponent = fitted_exponent(sizes, seconds)
-            ax.loglog(sizes, seconds, marker="o", label=f"{name} (slope {exponent:.2f} for D ≥ 32)")
+            measured = sizes[: len(seconds)]
+            exponent = fitted_exponent(measured, seconds)
+            ax.loglog(measured, seconds, marker="o", label=f"{name} (slope {exponent:.2f} for D ≥ 32)")
         reference = np.array(sizes, dtype=float)
         anchor = cases["floor"][-1]
         ax.loglog(sizes, anchor * (reference / sizes[-1]) ** 2, color="0.6", linestyle=":", label="∝ D²")
@@ -232,17 +238,22 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of timing per shape and framework")
     parser.add_argument(
         "--threads", type=int, default=None,
-        help="intra-op threads for torch and XLA (default: the frameworks' defaults); the D sweep always uses 1",
+        help="intra-op threads for torch (default: its default); 1 also pins the process to one core with XLA "
+        "single-threaded; the D sweep always runs that way",
     )
     parser.add_argument("--sweep", action="store_true", help="the D sweep and its plot instead of the goal shapes")
     parser.add_argument("--sweep-part", choices=("Pyro", "NumPyro"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads == 1 or args.sweep or args.sweep_part:
-        # XLA reads its flags once, when JAX starts: Eigen single-threaded for the sweep and --threads 1
-        # (intra_op_parallelism_threads=1 as well deadlocked the D = 128 step here).
+    if args.threads == 1 or args.sweep_part:
+        # One thread on one core.  XLA reads its flags once, when JAX starts.  Without pinning,
+        # on a loaded machine XLA's CPU runtime spent ~170 ms of CPU per call whatever the step
+        # (waiting for a worker thread that another process kept off the cores), against
+        # 0.5 ms pinned; threads created later inherit the main thread's core.
         os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         )
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     import jax
     import torch
 
@@ -263,8 +274,8 @@ def main(argv=None):
         print(f"D sweep (N = {SWEEP_SHAPE[0]}, K = {SWEEP_SHAPE[1]}; one thread in torch and XLA):")
         results = sweep(SWEEP_SIZES, rounds, args.budget / 2)
         for framework, cases in results.items():
-            print("  " + framework + ": fitted exponent over D = 32..128: " + ", ".join(
-                f"{name} {fitted_exponent(SWEEP_SIZES, seconds):.2f}" for name, seconds in cases.items()
+            print("  " + framework + ": fitted exponent for D >= 32: " + ", ".join(
+                f"{name} {fitted_exponent(SWEEP_SIZES[: len(seconds)], seconds):.2f}" for name, seconds in cases.items()
             ))
         image = REPO_ROOT / "docs" / "full_covariance_scaling.png"
         plot(SWEEP_SIZES, results, image)
