@@ -177,7 +177,7 @@ def sweep_part(framework, sizes, rounds, budget_s):
         timings = timed(steps, rounds, budget_s)
         for name, timing in timings.items():
             results.setdefault(name, []).append(timing.median)
-        print(f"  {framework} D={size:<4} " + "  ".join(f"{n} {format_seconds(v[-1])}" for n, v in results.items()), file=sys.stderr, flush=True)
+        print(f"  {framework} D={size:<4} " + "  ".join(f"{n} {format_seconds(t.median)}" for n, t in timings.items()), file=sys.stderr, flush=True)
     return results
 
 
