@@ -1,8 +1,10 @@
-"""NumPyro adapter of gmm-reparam: diagonal Gaussian mixtures whose samples are
-differentiable with respect to locations, scales and mixture weights (Graves 2016).
+r"""NumPyro adapter of gmm-reparam: mixtures whose samples are differentiable with respect
+to locations, scales, shape parameters and mixture weights (Graves 2016).
 
-Public names: :class:`DiagNormalMixture`, :class:`ReparamMixtureSameFamily`,
-:class:`AutoDiagonalNormalMixture`, and :class:`Stratified_ELBO` (a drop-in ``SVI`` loss
+Public names: :class:`DiagNormalMixture`, :class:`ReparamMixtureSameFamily` (components of
+every family of :mod:`shared_math.families`, and ``MultivariateNormal``),
+:class:`AutoDiagonalNormalMixture`, for full covariances :class:`MultivariateNormalMixture`
+and :class:`AutoMultivariateNormalMixture`, and :class:`Stratified_ELBO` (a drop-in ``SVI`` loss
 that stratifies mixture guide sites over their component, so that mixture weights learn
 when the modes are far apart; Morningstar et al. 2021).  The maths is in :mod:`shared_math`.
 """
@@ -18,13 +20,16 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 from shared_math import __version__
 
 from .autoguide import AutoDiagonalNormalMixture
+from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
 from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
 from .objectives import Stratified_ELBO
 
 __all__ = [
     "__version__",
     "AutoDiagonalNormalMixture",
+    "AutoMultivariateNormalMixture",
     "DiagNormalMixture",
+    "MultivariateNormalMixture",
     "ReparamMixtureSameFamily",
     "Stratified_ELBO",
 ]

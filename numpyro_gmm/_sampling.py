@@ -67,6 +67,21 @@ def _cdf_options(family, cdf, key, x, locs, shape_params, shape_dots, location_s
     return {"cdf_gradient": option, "cdf_noise": noise, "shape_dots": shape_dots}
 
 
+#: The ``family`` of the glue for full-covariance Gaussian components: ``scales`` then holds
+#: ``scale_tril`` and the tangents come from :mod:`shared_math.full_covariance`.
+FULL_COVARIANCE = "full_covariance"
+
+
+def _full_covariance_tangent(tangent):
+    """``tangent`` (a :mod:`shared_math.full_covariance` jvp) with the signature the glue calls
+    (``family``/``shape_params`` accepted and ignored: full covariances have neither)."""
+
+    def full_covariance_tangent(x, locs, scale_tril, logits, locs_dot, scale_tril_dot, logits_dot, **unused):
+        return tangent(x, locs, scale_tril, logits, locs_dot, scale_tril_dot, logits_dot)
+
+    return full_covariance_tangent
+
+
 def _identity_with_tangent(tangent, doc):
     """A ``jax.custom_jvp`` identity ``(family, x0, locs, scales, logits, shape_params, cdf=None,
     key=None) -> x0`` whose tangent is ``tangent(x, locs, scales, logits, locs_dot, scales_dot,
@@ -141,7 +156,9 @@ def _attach_logits_implicit_jvp(family, cdf, primals, tangents):
     x_out = attach_logits_implicit(family, x, locs, scales, logits, shape_params, cdf, key, component_one_hot, noise)
     total = jnp.zeros_like(x_out) if isinstance(x_dot, SymbolicZero) else x_dot
     logits_dot = _known(logits_dot)
-    if logits_dot is not None:
+    if logits_dot is not None and family == FULL_COVARIANCE:  # scales holds scale_tril
+        total = total + shared_math.full_covariance_implicit_jvp(x_out, locs, scales, logits, None, None, logits_dot)
+    elif logits_dot is not None:
         total = total + shared_math.implicit_jvp(
             x_out, locs, scales, logits, None, None, logits_dot, family=family, shape_params=shape_params
         )

@@ -21,6 +21,7 @@ import shared_math
 
 from . import _sampling
 from ._sampling import broadcast_parameters, reparameterized_sample, reparameterized_sample_with_component
+from .full_covariance import multivariate_normal_parameters, swap_in_sample
 
 
 def _is_concrete(*arrays):
@@ -387,7 +388,8 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
                 "component_distribution must be a numpyro Distribution; "
                 f"got {type(component_distribution).__name__}"
             )
-        if component_family(component_distribution) is None:
+        full_covariance = multivariate_normal_parameters(component_distribution) is not None
+        if not full_covariance and component_family(component_distribution) is None:
             raise ValueError(
                 f"{_SUPPORTED}; got {component_distribution!r} with event_shape {component_distribution.event_shape}"
             )
@@ -402,17 +404,23 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             ("mixing_distribution", mixing_distribution.batch_shape),
             ("component_distribution", component_batch[:-1]),
         )
-        self.resolved_estimator = shared_math.resolve_estimator(estimator)
         self.estimator = estimator
         self.cdf_gradient_samples = shared_math.cdf_gradient_settings(cdf_gradient, cdf_gradient_samples)
         self.cdf_gradient = cdf_gradient
-        family = component_family(component_distribution)[0]
-        shared_math.resolve_cdf_gradient(cdf_gradient, family, jnp)  # "exact" without one fails here
-        # None: nothing to estimate (closed-form loc/scale velocities, no shape parameter)
-        needed = shared_math.get_family(family).shape_names or shared_math.sampled.samples_location_scale(cdf_gradient, family)
-        self.resolved_cdf = (cdf_gradient, self.cdf_gradient_samples) if needed else None
+        if full_covariance:  # MultivariateNormal components: draws through MultivariateNormalMixture's glue
+            self.resolved_estimator = shared_math.resolve_full_covariance_estimator(estimator)
+            self.resolved_cdf = None
+        else:
+            self.resolved_estimator = shared_math.resolve_estimator(estimator)
+            family = component_family(component_distribution)[0]
+            shared_math.resolve_cdf_gradient(cdf_gradient, family, jnp)  # "exact" without one fails here
+            # None: nothing to estimate (closed-form loc/scale velocities, no shape parameter)
+            needed = shared_math.get_family(family).shape_names or shared_math.sampled.samples_location_scale(
+                cdf_gradient, family
+            )
+            self.resolved_cdf = (cdf_gradient, self.cdf_gradient_samples) if needed else None
         super().__init__(mixing_distribution, component_distribution, validate_args=validate_args)
-        if self._validate_args:
+        if self._validate_args and not full_covariance:
             _check_component_values(component_distribution)
         self._validate_args = bool(self._validate_args)  # an instance field: kept through jit/vmap (pytree)
 
@@ -432,14 +440,22 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         shape_params = tuple(jnp.broadcast_to(jnp.asarray(p, dtype), locs.shape) for p in shape_params)
         return family, locs, scales, logits, shape_params
 
+    def _full_covariance(self):
+        """``(loc, scale_tril)`` of ``MultivariateNormal`` components, else ``None``."""
+        return multivariate_normal_parameters(self.component_distribution)
+
     @property
     def mean(self):
+        if self._full_covariance() is not None:
+            return super().mean
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         mean = _sampling.mixture_mean(locs, scales, logits, family=family, shape_params=shape_params)
         return mean if self.event_shape else mean[..., 0]
 
     @property
     def variance(self):
+        if self._full_covariance() is not None:
+            return super().variance
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         variance = _sampling.mixture_variance(locs, scales, logits, family=family, shape_params=shape_params)
         return variance if self.event_shape else variance[..., 0]
@@ -473,6 +489,12 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         """``(x, [component])``: a draw as :meth:`sample` and the index of the component each
         sample came from, shape ``sample_shape + batch_shape`` (integer), as NumPyro's
         ``MixtureSameFamily.sample_with_intermediates`` returns them."""
+        if self._full_covariance() is not None:
+            x, component = swap_in_sample(
+                key, self._full_covariance(), self.mixing_distribution.logits, sample_shape, self.resolved_estimator,
+                with_component=True,
+            )
+            return x, [component]
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x, component = reparameterized_sample_with_component(
             key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params, self.resolved_cdf
@@ -490,6 +512,10 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
     def sample(self, key, sample_shape=()):
         """A draw of shape ``sample_shape + batch_shape + event_shape``, differentiable w.r.t.
         the component locations/scales and the mixing logits."""
+        if self._full_covariance() is not None:
+            return swap_in_sample(
+                key, self._full_covariance(), self.mixing_distribution.logits, sample_shape, self.resolved_estimator
+            )
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x = reparameterized_sample(
             key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params, self.resolved_cdf

@@ -10,6 +10,8 @@ Mixture Density Distributions", arXiv:1607.05690):
   ``StudentT`` components, scalar or ``.to_event(1)``) with ``rsample``;
 * :class:`AutoDiagonalNormalMixture`: an autoguide with a K-component diagonal mixture over
   the packed latent vector;
+* :class:`MultivariateNormalMixture` and :class:`AutoMultivariateNormalMixture`: the same with
+  full-covariance (``scale_tril``) components;
 * :class:`Stratified_ELBO`: a drop-in ``SVI`` loss that stratifies mixture guide sites over
   their component (one reparameterized draw per component, weighted by :math:`\pi_k`), so
   mixture weights learn when the modes are far apart (Morningstar et al. 2021).
@@ -26,6 +28,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from shared_math import __version__
 
 from .autoguide import AutoDiagonalNormalMixture
+from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
 from .distribution import DiagNormalMixture
 from .mixture_same_family import ReparamMixtureSameFamily
 from .objectives import Stratified_ELBO
@@ -33,7 +36,9 @@ from .objectives import Stratified_ELBO
 __all__ = [
     "__version__",
     "AutoDiagonalNormalMixture",
+    "AutoMultivariateNormalMixture",
     "DiagNormalMixture",
+    "MultivariateNormalMixture",
     "ReparamMixtureSameFamily",
     "Stratified_ELBO",
 ]

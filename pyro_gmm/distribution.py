@@ -60,6 +60,11 @@ def _as_parameter_tensors(*values):
     )
 
 
+#: The ``family`` of :class:`_MixtureSample` for full-covariance Gaussian components: then
+#: ``scales`` is ``scale_tril`` and the gradients come from :mod:`shared_math.full_covariance`.
+FULL_COVARIANCE = "full_covariance"
+
+
 class _MixtureSampleBackward(torch.autograd.Function):
     r"""Identity on the drawn sample :math:`x`, with the mixture's sample gradient as backward.
 
@@ -67,7 +72,8 @@ class _MixtureSampleBackward(torch.autograd.Function):
     cdf_gradient, cdf_noise, *shape_params)`` where ``x`` was drawn (without gradient) as
     ``shared_math.sample_from_noise(locs, scales, component_one_hot, noise)`` with ``noise``
     from the standardized ``family`` (a :mod:`shared_math.families` name; ``shape_params``
-    its shape parameters).  :meth:`backward` returns ``(locs_bar, scales_bar, logits_bar)``
+    its shape parameters), or :data:`FULL_COVARIANCE` with ``scale_tril`` in place of
+    ``scales`` (:func:`shared_math.full_covariance_sample_vjp`).  :meth:`backward` returns ``(locs_bar, scales_bar, logits_bar)``
     from :func:`shared_math.sample_vjp`, already summed to each parameter's shape, and, when
     ``cdf_gradient`` is an option (``"auto"``, ``"exact"``, ``"sampled"`` or ``"rejection"``;
     :mod:`shared_math.sampled`), the gradients of the shape parameters, with ``cdf_noise`` the
@@ -124,7 +130,14 @@ class _MixtureSampleBackward(torch.autograd.Function):
                 x, locs, scales, logits, component_one_hot, noise, ctx.estimator, ctx.family, ctx.cdf_gradient,
                 cdf_noise, *shape_params,
             )
-        bars = shared_math.sample_vjp(ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, **options)
+        if ctx.family == FULL_COVARIANCE:  # scales holds scale_tril
+            bars = shared_math.full_covariance_sample_vjp(
+                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
+            )
+        else:
+            bars = shared_math.sample_vjp(
+                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, **options
+            )
         locs_bar, scales_bar, logits_bar = bars[:3]
         shape_bars = bars[3] if ctx.cdf_gradient is not None else (None,) * ctx.num_shape_params
         needs = ctx.needs_input_grad
@@ -156,6 +169,10 @@ class _MixtureSample(_MixtureSampleBackward):
         x, locs, scales, logits, component_one_hot, noise, cdf_noise, shape_params = _MixtureSampleBackward._unpack(
             ctx, ctx.saved_tensors
         )
+        if ctx.family == FULL_COVARIANCE:  # scales holds scale_tril
+            return shared_math.full_covariance_sample_jvp(
+                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot
+            )
         options = {"family": ctx.family, "shape_params": shape_params}
         if ctx.cdf_gradient is not None:
             options.update(cdf_gradient=ctx.cdf_gradient, cdf_noise=cdf_noise, shape_dots=shape_dots)

@@ -19,6 +19,7 @@ import torch
 import shared_math
 
 from .distribution import _TORCH_NAMESPACE, _is_tracing, reparameterized_sample
+from .full_covariance import mixture_from_components
 
 
 def _location_scale(base):
@@ -57,8 +58,13 @@ COMPONENT_FAMILIES = (
 _SUPPORTED = (
     "ReparamMixtureSameFamily supports Categorical mixing with components of class "
     + ", ".join(cls.__name__ for cls, _, _ in COMPONENT_FAMILIES)
-    + " (scalar event, or .to_event(1) / Independent(..., 1) for a vector event)"
+    + " (scalar event, or .to_event(1) / Independent(..., 1) for a vector event), or MultivariateNormal"
 )
+
+
+def _full_covariance(component_distribution):
+    """Whether the components are ``MultivariateNormal`` (a full-covariance mixture)."""
+    return isinstance(component_distribution, torch.distributions.MultivariateNormal)
 
 
 def component_family(component_distribution):
@@ -156,7 +162,8 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
     ):
         if not isinstance(mixture_distribution, torch.distributions.Categorical):
             raise ValueError(f"{_SUPPORTED}; got mixture_distribution of type {type(mixture_distribution).__name__}")
-        component_family(component_distribution)
+        if not _full_covariance(component_distribution):
+            component_family(component_distribution)
         num_mixing = mixture_distribution.logits.shape[-1]
         batch_shape = component_distribution.batch_shape
         if len(batch_shape) < 1 or batch_shape[-1] != num_mixing:
@@ -166,11 +173,12 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
             )
         shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first draw
         self.cdf_gradient_samples = shared_math.cdf_gradient_settings(cdf_gradient, cdf_gradient_samples)
-        family = component_family(component_distribution)[0]
-        shared_math.resolve_cdf_gradient(cdf_gradient, family, _TORCH_NAMESPACE)  # "exact" without one fails here
+        if not _full_covariance(component_distribution):
+            family = component_family(component_distribution)[0]
+            shared_math.resolve_cdf_gradient(cdf_gradient, family, _TORCH_NAMESPACE)  # "exact" without one fails here
         self.estimator, self.cdf_gradient = estimator, cdf_gradient
         super().__init__(mixture_distribution, component_distribution, validate_args=validate_args)
-        if self._validate_args and not _is_tracing():
+        if self._validate_args and not _is_tracing() and not _full_covariance(component_distribution):
             _check_component_values(component_distribution)
 
     @classmethod
@@ -219,12 +227,16 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
 
     @property
     def mean(self):
+        if _full_covariance(self.component_distribution):
+            return super().mean
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         mean = shared_math.mean(locs, scales, logits, family=family, shape_params=shape_params)
         return (mean if self.event_shape else mean[..., 0]).expand(self.batch_shape + self.event_shape)
 
     @property
     def variance(self):
+        if _full_covariance(self.component_distribution):
+            return super().variance
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         variance = shared_math.variance(locs, scales, logits, family=family, shape_params=shape_params)
         return (variance if self.event_shape else variance[..., 0]).expand(self.batch_shape + self.event_shape)
@@ -261,6 +273,9 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
 
     def rsample(self, sample_shape=torch.Size()):
         """Reparameterized draw of shape ``sample_shape + batch_shape + event_shape``."""
+        full = mixture_from_components(self.mixture_distribution, self.component_distribution, self.estimator)
+        if full is not None:  # MultivariateNormal components: a full-covariance mixture
+            return full.rsample(torch.Size(sample_shape))
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x = reparameterized_sample(
             locs, scales, logits, self.batch_shape, sample_shape, shared_math.resolve_estimator(self.estimator),

@@ -69,6 +69,31 @@ from .validation import (
     mixture_shapes,
 )
 
+# --- Full-covariance mixtures (``scale_tril``; project issue 12) -------------------------
+from .full_covariance import (
+    FULL_COVARIANCE_AUTO_ESTIMATOR,
+    FULL_COVARIANCE_ESTIMATORS,
+    check_full_covariance_values,
+    full_covariance_component_samples,
+    full_covariance_conditional_log_weights,
+    full_covariance_covariance,
+    full_covariance_distributional_transform,
+    full_covariance_hybrid_jvp,
+    full_covariance_hybrid_vjp,
+    full_covariance_implicit_jvp,
+    full_covariance_implicit_vjp,
+    full_covariance_log_prob,
+    full_covariance_mean,
+    full_covariance_rao_blackwell_jvp,
+    full_covariance_rao_blackwell_vjp,
+    full_covariance_sample_from_noise,
+    full_covariance_sample_jvp,
+    full_covariance_sample_vjp,
+    full_covariance_shapes,
+    full_covariance_variance,
+    resolve_full_covariance_estimator,
+)
+
 __all__ = [
     "__version__",
     "AUTO_ESTIMATOR",
@@ -115,4 +140,26 @@ __all__ = [
     "Stratum",
     "term_log_weights",
     "variance",
+    # full-covariance mixtures
+    "FULL_COVARIANCE_AUTO_ESTIMATOR",
+    "FULL_COVARIANCE_ESTIMATORS",
+    "check_full_covariance_values",
+    "full_covariance_component_samples",
+    "full_covariance_conditional_log_weights",
+    "full_covariance_covariance",
+    "full_covariance_distributional_transform",
+    "full_covariance_hybrid_jvp",
+    "full_covariance_hybrid_vjp",
+    "full_covariance_implicit_jvp",
+    "full_covariance_implicit_vjp",
+    "full_covariance_log_prob",
+    "full_covariance_mean",
+    "full_covariance_rao_blackwell_jvp",
+    "full_covariance_rao_blackwell_vjp",
+    "full_covariance_sample_from_noise",
+    "full_covariance_sample_jvp",
+    "full_covariance_sample_vjp",
+    "full_covariance_shapes",
+    "full_covariance_variance",
+    "resolve_full_covariance_estimator",
 ]

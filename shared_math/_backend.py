@@ -220,6 +220,19 @@ def _host_scipy(scipy_name, xp):
     return on_host
 
 
+def flushing_subnormals(function):
+    """Decorator: run ``function`` (whose positional arguments are arrays or ``None``, with an
+    ``xp=`` keyword) inside :func:`subnormals_flushed` for its namespace."""
+
+    @functools.wraps(function)
+    def wrapper(*args, xp=None, **kwargs):
+        namespace = get_namespace(*args, *kwargs.values()) if xp is None else xp
+        with subnormals_flushed(namespace):
+            return function(*args, xp=namespace, **kwargs)
+
+    return wrapper
+
+
 @contextlib.contextmanager
 def subnormals_flushed(xp):
     """Within the context, torch flushes subnormal float results to zero (calling thread);

@@ -341,7 +341,6 @@ def test_reparam_mixture_same_family_expanded_normal(rng):
         lambda: (dist.Categorical(logits=np.zeros(2)), dist.Exponential(np.ones(2))),
         lambda: (dist.Categorical(logits=np.zeros(2)), dist.LogNormal(np.zeros(2), 1.0)),
         lambda: (dist.Categorical(logits=np.zeros(2)), dist.Normal(np.zeros((2, 3, 4)), 1.0).to_event(2)),
-        lambda: (dist.Categorical(logits=np.zeros(2)), dist.MultivariateNormal(np.zeros((2, 3)), np.eye(3))),
         lambda: (dist.Categorical(logits=np.zeros(3)), dist.Normal(np.zeros(2), 1.0)),
         lambda: (dist.Normal(0.0, 1.0), dist.Normal(np.zeros(2), 1.0)),
     ],

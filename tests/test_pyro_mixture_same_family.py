@@ -107,13 +107,6 @@ def test_broadcast_mixing_over_component_batch():
 @pytest.mark.parametrize(
     "make, pattern",
     [
-        (
-            lambda: (
-                dist.Categorical(logits=torch.zeros(2)),
-                dist.MultivariateNormal(torch.zeros(2, 3), torch.eye(3).expand(2, 3, 3)),
-            ),
-            "MultivariateNormal",
-        ),
         (lambda: (dist.Categorical(logits=torch.zeros(2)), dist.Exponential(torch.ones(2))), "Exponential"),
         (
             lambda: (dist.Categorical(logits=torch.zeros(2)), dist.Normal(torch.zeros(2, 3, 4), 1.0).to_event(2)),
