@@ -118,16 +118,18 @@ def main(argv=None):
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if args.threads is not None:
         os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'false' if args.threads == 1 else 'true'}"
+            os.environ.get("XLA_FLAGS", "")
+            + f" --xla_cpu_multi_thread_eigen={'false' if args.threads == 1 else 'true'}"
         )
     import torch
-
     from _timing import time_interleaved
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    print(f"shape (N, K, D) = {tuple(args.shape)}, {args.dtype}, torch threads {torch.get_num_threads()}, "
-          f"wall-clock medians of {args.rounds} interleaved rounds")
+    print(
+        f"shape (N, K, D) = {tuple(args.shape)}, {args.dtype}, torch threads {torch.get_num_threads()}, "
+        f"wall-clock medians of {args.rounds} interleaved rounds"
+    )
     print(f"{'family':10s} {'adapter':8s} {'floor [ms]':>10s} {'ours [ms]':>10s} {'ratio':>7s}  goal <= {GOAL_RATIO}x")
     for family in args.families:
         for adapter, make in (("Pyro", torch_cases), ("NumPyro", jax_cases)):

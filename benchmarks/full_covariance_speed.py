@@ -42,7 +42,6 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO_ROOT)]
 
 import numpy as np  # noqa: E402
-
 from _timing import compile_jax, format_seconds, time_interleaved  # noqa: E402
 
 SHAPES = ((4096, 8, 16), (1024, 8, 64))
@@ -88,7 +87,9 @@ def torch_steps(num_samples, num_components, event_size, *, brute_force=False):
 
     def ours(estimator):
         def step():
-            x = pyro_gmm.MultivariateNormalMixture(locs, scale_tril, logits, estimator=estimator).rsample((num_samples,))
+            x = pyro_gmm.MultivariateNormalMixture(locs, scale_tril, logits, estimator=estimator).rsample(
+                (num_samples,)
+            )
             return torch.autograd.grad(torch.cos(x).sum(), params)
 
         return step
@@ -128,14 +129,18 @@ def jax_steps(num_samples, num_components, event_size):
     points = numpyro_gmm.MultivariateNormalMixture(*params).sample(key, (num_samples,))
 
     def floor_loss(locs, scale_tril, logits, points):
-        mixture = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.MultivariateNormal(locs, scale_tril=scale_tril))
+        mixture = dist.MixtureSameFamily(
+            dist.Categorical(logits=logits), dist.MultivariateNormal(locs, scale_tril=scale_tril)
+        )
         return mixture.log_prob(points).sum()
 
     steps = {"floor": compile_jax(jax.grad(floor_loss, argnums=(0, 1, 2)), *params, points)}
     for estimator in ESTIMATORS:
 
         def loss(locs, scale_tril, logits, key, estimator=estimator):
-            x = numpyro_gmm.MultivariateNormalMixture(locs, scale_tril, logits, estimator=estimator).sample(key, (num_samples,))
+            x = numpyro_gmm.MultivariateNormalMixture(locs, scale_tril, logits, estimator=estimator).sample(
+                key, (num_samples,)
+            )
             return jnp.cos(x).sum()
 
         steps[estimator] = compile_jax(jax.grad(loss, argnums=(0, 1, 2)), *params, key)
@@ -177,7 +182,11 @@ def sweep_part(framework, sizes, rounds, budget_s):
         timings = timed(steps, rounds, budget_s)
         for name, timing in timings.items():
             results.setdefault(name, []).append(timing.median)
-        print(f"  {framework} D={size:<4} " + "  ".join(f"{n} {format_seconds(t.median)}" for n, t in timings.items()), file=sys.stderr, flush=True)
+        print(
+            f"  {framework} D={size:<4} " + "  ".join(f"{n} {format_seconds(t.median)}" for n, t in timings.items()),
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -189,7 +198,16 @@ def sweep(sizes, rounds, budget_s):
 
     results = {}
     for framework in ("Pyro", "NumPyro"):
-        command = [sys.executable, __file__, "--sweep-part", framework, "--rounds", str(rounds), "--budget", str(budget_s)]
+        command = [
+            sys.executable,
+            __file__,
+            "--sweep-part",
+            framework,
+            "--rounds",
+            str(rounds),
+            "--budget",
+            str(budget_s),
+        ]
         completed = subprocess.run(command, check=True, capture_output=True, text=True)
         sys.stdout.write(completed.stderr)
         results[framework] = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -237,7 +255,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of timing per shape and framework")
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--threads",
+        type=int,
+        default=None,
         help="intra-op threads for torch (default: its default); 1 also pins the process to one core with XLA "
         "single-threaded; the D sweep always runs that way",
     )
@@ -267,16 +287,24 @@ def main(argv=None):
 
         print(json.dumps(sweep_part(args.sweep_part, SWEEP_SIZES, args.rounds, args.budget)))
         return
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}; load {os.getloadavg()}")
+    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}; load {os.getloadavg()}"
+    )
     shapes = ((256, 4, 8),) if args.quick else SHAPES
     rounds = 3 if args.quick else args.rounds
     if args.sweep:
         print(f"D sweep (N = {SWEEP_SHAPE[0]}, K = {SWEEP_SHAPE[1]}; one thread in torch and XLA):")
         results = sweep(SWEEP_SIZES, rounds, args.budget / 2)
         for framework, cases in results.items():
-            print("  " + framework + ": fitted exponent for D >= 32: " + ", ".join(
-                f"{name} {fitted_exponent(SWEEP_SIZES[: len(seconds)], seconds):.2f}" for name, seconds in cases.items()
-            ))
+            print(
+                "  "
+                + framework
+                + ": fitted exponent for D >= 32: "
+                + ", ".join(
+                    f"{name} {fitted_exponent(SWEEP_SIZES[: len(seconds)], seconds):.2f}"
+                    for name, seconds in cases.items()
+                )
+            )
         image = REPO_ROOT / "docs" / "full_covariance_scaling.png"
         plot(SWEEP_SIZES, results, image)
         print(f"wrote {image}; load {os.getloadavg()}")

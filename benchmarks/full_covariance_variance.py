@@ -102,8 +102,12 @@ def per_sample_gradients(estimator, x, locs, scale_tril, logits, one_hot, noise,
         size = len(x[rows])
         batched = [torch.tensor(np.broadcast_to(a, (size,) + a.shape)) for a in (locs, scale_tril, logits)]
         bars = shared_math.full_covariance_sample_vjp(
-            estimator, *(torch.tensor(a[rows]) for a in (x,)), *batched,
-            torch.tensor(one_hot[rows]), torch.tensor(noise[rows]), torch.tensor(cotangent[rows]),
+            estimator,
+            *(torch.tensor(a[rows]) for a in (x,)),
+            *batched,
+            torch.tensor(one_hot[rows]),
+            torch.tensor(noise[rows]),
+            torch.tensor(cotangent[rows]),
         )
         out["locs"].append(bars[0].numpy().reshape(size, -1))
         out["scale_tril"].append(bars[1].numpy()[:, :, lower[0], lower[1]].reshape(size, -1))
@@ -191,7 +195,11 @@ HEADER = (
 
 def write_doc(rows, num_samples, seconds):
     table = "\n".join([HEADER] + [format_row(row) for row in rows])
-    ratios = [row[("rao_blackwell", g)][0] / min(row[("implicit", g)][0], row[("hybrid", g)][0]) for row in rows for g in ("locs", "scale_tril")]
+    ratios = [
+        row[("rao_blackwell", g)][0] / min(row[("implicit", g)][0], row[("hybrid", g)][0])
+        for row in rows
+        for g in ("locs", "scale_tril")
+    ]
     summary = (
         f"N = {num_samples} draws per configuration, float64, {seconds:.0f} s. Variance = per-sample variance "
         "summed over the group's entries (the lower triangle for `scale_tril`); a percentage is the share of the "

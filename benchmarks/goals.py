@@ -106,9 +106,9 @@ def jax_cases(shape, estimators):
     import jax
     import jax.numpy as jnp
     import numpyro.distributions as dist
+    from _timing import compile_jax
 
     import numpyro_gmm
-    from _timing import compile_jax
 
     num_samples, num_components, event_size = shape
     params = tuple(jnp.asarray(a) for a in _parameters(num_components, event_size))
@@ -137,8 +137,9 @@ def jax_cases(shape, estimators):
 
 def measure(shapes, rounds, threads, large):
     """``{shape: {"torch"|"jax": {"time": {case: s}, "memory": {case: bytes}}}}`` in this process."""
-    import shared_math
     from _timing import time_interleaved, torch_peak_allocated_bytes
+
+    import shared_math
 
     estimators = tuple(shared_math.ESTIMATORS)
     results = {}
@@ -165,8 +166,9 @@ def measure(shapes, rounds, threads, large):
 
 def measure_large(estimators):
     """Peak memory (and one timed step) at :data:`LARGE_SHAPE`, default estimator against the stock floor."""
-    import shared_math
     from _timing import time_interleaved, torch_peak_allocated_bytes
+
+    import shared_math
 
     default = shared_math.AUTO_ESTIMATOR
     cases, inputs = torch_cases(LARGE_SHAPE, (default,))
@@ -206,8 +208,12 @@ def report(runs, estimators, default):
             cells = [f"{1e3 * floor:.2f} ms", f"{t['log_prob'] / floor:.2f}×"]
             cells += [f"{t[e] / floor:.2f}× ({1e3 * t[e]:.1f} ms)" for e in estimators]
             lines.append(f"| {key} | {adapter} | " + " | ".join(cells) + " |")
-            checks.append((f"{adapter} rsample+backward ({default}) ÷ stock floor", key, t[default] / floor, MAX_STEP_RATIO, "≤"))
-            checks.append((f"{adapter} log_prob+backward ÷ stock floor", key, t["log_prob"] / floor, MAX_LOG_PROB_RATIO, "≤"))
+            checks.append(
+                (f"{adapter} rsample+backward ({default}) ÷ stock floor", key, t[default] / floor, MAX_STEP_RATIO, "≤")
+            )
+            checks.append(
+                (f"{adapter} log_prob+backward ÷ stock floor", key, t["log_prob"] / floor, MAX_LOG_PROB_RATIO, "≤")
+            )
     lines.append("")
     if 1 in runs and top > 1:
         lines.append(f"### Thread scaling: speed-up from 1 to {top} threads (wall clock)")
@@ -226,7 +232,13 @@ def report(runs, estimators, default):
                     f"{ours_speedup / floor_speedup:.0%} of the speed-up factor |"
                 )
                 checks.append(
-                    (f"{adapter} thread scaling ({default}) ÷ floor's", key, ours_speedup / floor_speedup, MIN_THREAD_SCALING_SHARE, "≥")
+                    (
+                        f"{adapter} thread scaling ({default}) ÷ floor's",
+                        key,
+                        ours_speedup / floor_speedup,
+                        MIN_THREAD_SCALING_SHARE,
+                        "≥",
+                    )
                 )
         lines.append("")
     lines.append(f"### Peak memory of one step ÷ stock floor ({top} threads)")
@@ -238,7 +250,15 @@ def report(runs, estimators, default):
             m = runs[top][key][framework]["memory"]
             cells = [format_bytes(m["stock"])] + [f"{m[e] / m['stock']:.2f}×" for e in estimators]
             lines.append(f"| {key} | {adapter} | " + " | ".join(cells) + " |")
-            checks.append((f"{adapter} peak memory ({default}) ÷ stock floor", key, m[default] / m["stock"], MAX_MEMORY_RATIO, "≤"))
+            checks.append(
+                (
+                    f"{adapter} peak memory ({default}) ÷ stock floor",
+                    key,
+                    m[default] / m["stock"],
+                    MAX_MEMORY_RATIO,
+                    "≤",
+                )
+            )
     lines.append("")
     if "large" in runs[top]:
         large = runs[top]["large"]
@@ -253,7 +273,15 @@ def report(runs, estimators, default):
                 f"| {adapter} | {t['stock']:.2f} s | {t[default]:.2f} s ({t[default] / t['stock']:.1f}×) | "
                 f"{format_bytes(m['stock'])} | {format_bytes(m[default])} | {ratio:.2f}× |"
             )
-            checks.append((f"{adapter} peak memory at large N ÷ stock floor", str(LARGE_SHAPE), ratio, MAX_LARGE_MEMORY_RATIO, "≤"))
+            checks.append(
+                (
+                    f"{adapter} peak memory at large N ÷ stock floor",
+                    str(LARGE_SHAPE),
+                    ratio,
+                    MAX_LARGE_MEMORY_RATIO,
+                    "≤",
+                )
+            )
         lines.append("")
     lines.append("### Goal checks")
     lines.append("")

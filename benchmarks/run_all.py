@@ -151,10 +151,9 @@ def run_scaling(args):
 
 def profile_torch_step(shape, estimator="implicit", top=12):
     """The top torch operators (self CPU time) of one ``rsample + backward`` step."""
+    import speed
     import torch
     from torch.profiler import ProfilerActivity, profile
-
-    import speed
 
     steps, _ = speed.torch_steps(*shape, cases=(estimator,))
     step = steps[estimator]
@@ -174,12 +173,12 @@ def profile_torch_step(shape, estimator="implicit", top=12):
 
 def torch_breakdown(shape):
     """CPU seconds of the parts of a torch step: draw without backward, the VJP alone, the floor."""
+    import speed
     import torch
+    from _timing import time_interleaved
 
     import pyro_gmm
     import shared_math
-    import speed
-    from _timing import time_interleaved
 
     num_samples, num_components, event_size = shape
     locs, scales, logits = (torch.tensor(a) for a in speed.numpy_parameters(num_components, event_size))
@@ -235,7 +234,13 @@ def goal_rows(results):
             for estimator in ESTIMATORS:
                 ratio = t.get(f"{framework}/{estimator}", float("nan")) / t[f"{framework}/floor"]
                 rows.append(
-                    (f"{adapter} {estimator}: time / log_prob floor", shape, fmt_ratio(ratio), "≤ 3×", ratio <= MAX_RATIO_TO_FLOOR)
+                    (
+                        f"{adapter} {estimator}: time / log_prob floor",
+                        shape,
+                        fmt_ratio(ratio),
+                        "≤ 3×",
+                        ratio <= MAX_RATIO_TO_FLOOR,
+                    )
                 )
     for shape in GOAL_SHAPES:
         t = results[shape]["time"]
@@ -243,13 +248,25 @@ def goal_rows(results):
             speedup = t["torch/pyro_mdn"] / t[f"torch/{estimator}"]
             target = MIN_SPEEDUP_OVER_PYRO_AT_K64 if shape[1] == 64 else 1.0
             rows.append(
-                (f"Pyro MixtureOfDiagNormals / ours ({estimator})", shape, fmt_ratio(speedup), f"≥ {target:g}×", speedup >= target)
+                (
+                    f"Pyro MixtureOfDiagNormals / ours ({estimator})",
+                    shape,
+                    fmt_ratio(speedup),
+                    f"≥ {target:g}×",
+                    speedup >= target,
+                )
             )
     t = results[TFP_SHAPE]["time"]
     for estimator in ESTIMATORS:
         speedup = t.get("jax/tfp", float("nan")) / t[f"jax/{estimator}"]
         rows.append(
-            (f"TFP MixtureSameFamily / ours ({estimator}, JAX)", TFP_SHAPE, fmt_ratio(speedup), f"≥ {MIN_SPEEDUP_OVER_TFP_AT_D128:g}×", speedup >= MIN_SPEEDUP_OVER_TFP_AT_D128)
+            (
+                f"TFP MixtureSameFamily / ours ({estimator}, JAX)",
+                TFP_SHAPE,
+                fmt_ratio(speedup),
+                f"≥ {MIN_SPEEDUP_OVER_TFP_AT_D128:g}×",
+                speedup >= MIN_SPEEDUP_OVER_TFP_AT_D128,
+            )
         )
     for shape in GOAL_SHAPES:
         m = results[shape]["memory"]
@@ -258,7 +275,13 @@ def goal_rows(results):
             for estimator in ESTIMATORS:
                 ratio = m[f"{framework}/{estimator}"] / m[f"{framework}/floor"]
                 rows.append(
-                    (f"{adapter} {estimator}: peak memory / floor", shape, fmt_ratio(ratio), "≤ 2×", ratio <= MAX_MEMORY_RATIO)
+                    (
+                        f"{adapter} {estimator}: peak memory / floor",
+                        shape,
+                        fmt_ratio(ratio),
+                        "≤ 2×",
+                        ratio <= MAX_MEMORY_RATIO,
+                    )
                 )
     return rows
 
@@ -543,7 +566,14 @@ def main():
     if curves:
         plot_scaling(curves, args.output_dir / "scaling.png")
     text = markdown(
-        args, results, curves, profile, breakdowns, kernel_table, environment_lines(args, load_before, load_after), elapsed
+        args,
+        results,
+        curves,
+        profile,
+        breakdowns,
+        kernel_table,
+        environment_lines(args, load_before, load_after),
+        elapsed,
     )
     (args.output_dir / "benchmarks.md").write_text(text)
     print(text)

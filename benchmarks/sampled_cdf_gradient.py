@@ -35,8 +35,8 @@ import scipy.stats
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from shared_math import sampled
-from shared_math._backend import get_namespace
+from shared_math import sampled  # noqa: E402  (the repository root goes on sys.path first when run as a script)
+from shared_math._backend import get_namespace  # noqa: E402  (idem)
 
 NUMPY = get_namespace(np.zeros(1))
 
@@ -86,11 +86,19 @@ def variance_tables(replicates, rng, sample_counts=SAMPLE_COUNTS):
             for inner in sample_counts:
                 results[(method, inner)] = velocity_samples(family, params, QUANTILES, method, inner, replicates, rng)
         for index, name in enumerate(names):
-            header = "| F(z) | " + " | ".join(
-                f"Eq. 10, M={m}" for m in sample_counts
-            ) + " | " + " | ".join(f"ours, M={m}" for m in sample_counts) + " |"
-            lines = [f"**{label}, {name}** (sd/\\|v\\| of one estimate; v at z = G⁻¹(F))", "", header,
-                     "|---" * (2 * len(sample_counts) + 1) + "|"]
+            header = (
+                "| F(z) | "
+                + " | ".join(f"Eq. 10, M={m}" for m in sample_counts)
+                + " | "
+                + " | ".join(f"ours, M={m}" for m in sample_counts)
+                + " |"
+            )
+            lines = [
+                f"**{label}, {name}** (sd/\\|v\\| of one estimate; v at z = G⁻¹(F))",
+                "",
+                header,
+                "|---" * (2 * len(sample_counts) + 1) + "|",
+            ]
             for column, quantile in enumerate(QUANTILES):
                 mean = np.mean([results[("sampled", m)][index][:, column].mean() for m in sample_counts])
                 cells = []
@@ -151,13 +159,18 @@ def cost_table(entries, inner, repeats):
 
 def efficiency_table(raw, per_draw, inner=4):
     """Variance x cost of Eq. 10 over ours at F < 0.05 (and elsewhere), M = ``inner``."""
-    lines = ["| case | parameter | " + " | ".join(f"F={q:g}" for q in QUANTILES) + " |", "|---" * (len(QUANTILES) + 2) + "|"]
+    lines = [
+        "| case | parameter | " + " | ".join(f"F={q:g}" for q in QUANTILES) + " |",
+        "|---" * (len(QUANTILES) + 2) + "|",
+    ]
     for label, _, _, names in CASES:
         cost_ratio = per_draw[label]["Eq. 10"] / per_draw[label]["ours"]
         for name in names:
             cells = []
             for quantile in QUANTILES:
-                ratio = raw[(label, name, quantile, "rejection", inner)] / raw[(label, name, quantile, "sampled", inner)]
+                ratio = (
+                    raw[(label, name, quantile, "rejection", inner)] / raw[(label, name, quantile, "sampled", inner)]
+                )
                 cells.append(f"{ratio * cost_ratio:.3g}" if ratio > 0 else "∞")
             lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -181,8 +194,10 @@ def end_to_end_variance(num_samples, sample_counts=(1, 4)):
         def one(key):
             def value(a):
                 mixture = numpyro_gmm.ReparamMixtureSameFamily(
-                    ndist.CategoricalLogits(logits), ndist.Gamma(a, rate).to_event(1),
-                    cdf_gradient=option, cdf_gradient_samples=inner,
+                    ndist.CategoricalLogits(logits),
+                    ndist.Gamma(a, rate).to_event(1),
+                    cdf_gradient=option,
+                    cdf_gradient_samples=inner,
                 )
                 x = mixture.sample(key)
                 return jnp.sum(0.7 * x + 0.5 * jnp.log(x))
@@ -198,7 +213,10 @@ def end_to_end_variance(num_samples, sample_counts=(1, 4)):
         for inner in sample_counts:
             variance = per_sample(option, inner).var(0).sum()
             rows.append(f"| {label} | {inner} | {variance:.4g} | {variance / exact.var(0).sum():.2f} |")
-    header = ["| CDF derivative | M | variance of the concentration gradient (sum over entries) | / exact |", "|---|---|---|---|"]
+    header = [
+        "| CDF derivative | M | variance of the concentration gradient (sum over entries) | / exact |",
+        "|---|---|---|---|",
+    ]
     return "\n".join(header + rows)
 
 
@@ -238,7 +256,9 @@ def pyro_timing(num_samples, components, event_size, sample_counts=(1, 4), repea
         medians[name] = float(np.median(samples))
     rows = [f"| concentrations fixed | {1e3 * medians['fixed']:.1f} | 1.00 |"]
     for m in sample_counts:
-        rows.append(f"| learnable, ours, M={m} | {1e3 * medians[f'M={m}']:.1f} | {medians[f'M={m}'] / medians['fixed']:.2f} |")
+        rows.append(
+            f"| learnable, ours, M={m} | {1e3 * medians[f'M={m}']:.1f} | {medians[f'M={m}'] / medians['fixed']:.2f} |"
+        )
     header = [
         f"| Gamma mixture, N={num_samples}, K={components}, D={event_size}, float32 | ms (CPU, 1 thread) | / fixed |",
         "|---|---|---|",

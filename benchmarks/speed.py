@@ -24,9 +24,7 @@ apart); torch steps run eagerly with ``torch.autograd.grad``.
 from __future__ import annotations
 
 import numpy as np
-
 from _timing import compile_jax, torch_peak_allocated_bytes
-
 from cases import ESTIMATORS, JAX_CASES, TORCH_CASES  # noqa: F401 (re-exported)
 
 

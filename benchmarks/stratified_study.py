@@ -35,9 +35,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT)]
 
-import numpy as np  # noqa: E402
-
 import _separated  # noqa: E402
+import numpy as np  # noqa: E402
 
 LEARNING_RATE = 0.05
 FINAL_LEARNING_RATE = 0.0025
@@ -228,7 +227,9 @@ def plot(records, path):
     groups = _group(records)
     frameworks = [f for f in FITTERS if any(r["framework"] == f for r in records)]
     dims_list = sorted({r["dims"] for r in records})
-    figure, axes = plt.subplots(2, len(frameworks) * len(dims_list), figsize=(4 * len(frameworks) * len(dims_list), 6.5))
+    figure, axes = plt.subplots(
+        2, len(frameworks) * len(dims_list), figsize=(4 * len(frameworks) * len(dims_list), 6.5)
+    )
     axes = np.asarray(axes).reshape(2, -1)
     colors = {"Trace_ELBO": "tab:red", "Stratified_ELBO": "tab:blue"}
     column = 0
@@ -270,7 +271,11 @@ def update_generated_blocks(path, blocks):
         begin, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
         block = f"{begin}\n{content.strip()}\n{end}"
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-        text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
+        text = (
+            pattern.sub(lambda _, block=block: block, text)
+            if pattern.search(text)
+            else text.rstrip("\n") + "\n\n" + block + "\n"
+        )
     path.write_text(text)
 
 
@@ -281,9 +286,13 @@ def main(argv=None):
     parser.add_argument("--frameworks", nargs="+", default=list(FITTERS), choices=list(FITTERS))
     parser.add_argument("--dims", nargs="+", type=int, default=[1, 2], choices=[1, 2])
     parser.add_argument("--steps", nargs="+", type=int, default=None, help="step budgets (default 250 500 1000 2000)")
-    parser.add_argument("--evaluations-per-step", type=int, default=8, help="model evaluations per step (a multiple of 4)")
+    parser.add_argument(
+        "--evaluations-per-step", type=int, default=8, help="model evaluations per step (a multiple of 4)"
+    )
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="folder of stratified.md / stratified.png")
-    parser.add_argument("--records", default=str(ROOT / "out" / "stratified_study.json"), help="where the raw records go")
+    parser.add_argument(
+        "--records", default=str(ROOT / "out" / "stratified_study.json"), help="where the raw records go"
+    )
     parser.add_argument("--replot", action="store_true", help="rewrite the docs from the saved records, no fitting")
     args = parser.parse_args(argv)
     docs = Path(args.docs)

@@ -15,46 +15,114 @@ from pathlib import Path
 #: project -> (display name, version, [(name, role, page#anchor)]); pages relative to the
 #: project's documentation root given in ``conf.py``.
 INVENTORIES = {
-    "python": ("Python", "3.11", [
-        ("tuple", "class", "library/stdtypes.html#tuple"),
-        ("float", "class", "library/functions.html#float"),
-        ("int", "class", "library/functions.html#int"),
-        ("str", "class", "library/stdtypes.html#str"),
-        ("ValueError", "exception", "library/exceptions.html#ValueError"),
-    ]),
-    "torch": ("PyTorch", "2.13", [
-        ("torch.Tensor", "class", "tensors.html#torch.Tensor"),
-        ("torch.Size", "class", "size.html#torch.Size"),
-        ("torch.autograd.Function", "class", "autograd.html#torch.autograd.Function"),
-        ("torch.distributions.distribution.Distribution", "class", "distributions.html#torch.distributions.distribution.Distribution"),
-        ("torch.distributions.mixture_same_family.MixtureSameFamily", "class", "distributions.html#torch.distributions.mixture_same_family.MixtureSameFamily"),
-        ("torch.compile", "function", "generated/torch.compile.html#torch.compile"),
-    ]),
-    "pyro": ("Pyro", "1.9.2", [
-        ("pyro.distributions.torch_distribution.TorchDistribution", "class", "distributions.html#pyro.distributions.torch_distribution.TorchDistribution"),
-        ("pyro.distributions.torch_distribution.TorchDistributionMixin", "class", "distributions.html#pyro.distributions.torch_distribution.TorchDistributionMixin"),
-        ("pyro.distributions.MixtureSameFamily", "class", "distributions.html#mixturesamefamily"),
-        ("pyro.infer.elbo.ELBO", "class", "inference_algos.html#pyro.infer.elbo.ELBO"),
-        ("pyro.infer.trace_elbo.Trace_ELBO", "class", "inference_algos.html#pyro.infer.trace_elbo.Trace_ELBO"),
-        ("pyro.infer.autoguide.AutoContinuous", "class", "infer.autoguide.html#pyro.infer.autoguide.AutoContinuous"),
-        ("pyro.infer.autoguide.AutoDiagonalNormal", "class", "infer.autoguide.html#pyro.infer.autoguide.AutoDiagonalNormal"),
-        ("pyro.infer.autoguide.AutoMultivariateNormal", "class", "infer.autoguide.html#pyro.infer.autoguide.AutoMultivariateNormal"),
-    ]),
-    "numpyro": ("NumPyro", "0.22.0", [
-        ("numpyro.distributions.distribution.Distribution", "class", "distributions.html#numpyro.distributions.distribution.Distribution"),
-        ("numpyro.distributions.mixtures.MixtureSameFamily", "class", "distributions.html#numpyro.distributions.mixtures.MixtureSameFamily"),
-        ("numpyro.infer.elbo.ELBO", "class", "svi.html#numpyro.infer.elbo.ELBO"),
-        ("numpyro.infer.elbo.Trace_ELBO", "class", "svi.html#numpyro.infer.elbo.Trace_ELBO"),
-        ("numpyro.infer.autoguide.AutoContinuous", "class", "autoguide.html#numpyro.infer.autoguide.AutoContinuous"),
-        ("numpyro.infer.autoguide.AutoDiagonalNormal", "class", "autoguide.html#numpyro.infer.autoguide.AutoDiagonalNormal"),
-        ("numpyro.infer.autoguide.AutoMultivariateNormal", "class", "autoguide.html#numpyro.infer.autoguide.AutoMultivariateNormal"),
-    ]),
-    "jax": ("JAX", "0.10.2", [
-        ("jax.custom_jvp", "class", "_autosummary/jax.custom_jvp.html#jax.custom_jvp"),
-        ("jax.Array", "class", "_autosummary/jax.Array.html#jax.Array"),
-        ("jax.jit", "function", "_autosummary/jax.jit.html#jax.jit"),
-        ("jax.vmap", "function", "_autosummary/jax.vmap.html#jax.vmap"),
-    ]),
+    "python": (
+        "Python",
+        "3.11",
+        [
+            ("tuple", "class", "library/stdtypes.html#tuple"),
+            ("float", "class", "library/functions.html#float"),
+            ("int", "class", "library/functions.html#int"),
+            ("str", "class", "library/stdtypes.html#str"),
+            ("ValueError", "exception", "library/exceptions.html#ValueError"),
+        ],
+    ),
+    "torch": (
+        "PyTorch",
+        "2.13",
+        [
+            ("torch.Tensor", "class", "tensors.html#torch.Tensor"),
+            ("torch.Size", "class", "size.html#torch.Size"),
+            ("torch.autograd.Function", "class", "autograd.html#torch.autograd.Function"),
+            (
+                "torch.distributions.distribution.Distribution",
+                "class",
+                "distributions.html#torch.distributions.distribution.Distribution",
+            ),
+            (
+                "torch.distributions.mixture_same_family.MixtureSameFamily",
+                "class",
+                "distributions.html#torch.distributions.mixture_same_family.MixtureSameFamily",
+            ),
+            ("torch.compile", "function", "generated/torch.compile.html#torch.compile"),
+        ],
+    ),
+    "pyro": (
+        "Pyro",
+        "1.9.2",
+        [
+            (
+                "pyro.distributions.torch_distribution.TorchDistribution",
+                "class",
+                "distributions.html#pyro.distributions.torch_distribution.TorchDistribution",
+            ),
+            (
+                "pyro.distributions.torch_distribution.TorchDistributionMixin",
+                "class",
+                "distributions.html#pyro.distributions.torch_distribution.TorchDistributionMixin",
+            ),
+            ("pyro.distributions.MixtureSameFamily", "class", "distributions.html#mixturesamefamily"),
+            ("pyro.infer.elbo.ELBO", "class", "inference_algos.html#pyro.infer.elbo.ELBO"),
+            ("pyro.infer.trace_elbo.Trace_ELBO", "class", "inference_algos.html#pyro.infer.trace_elbo.Trace_ELBO"),
+            (
+                "pyro.infer.autoguide.AutoContinuous",
+                "class",
+                "infer.autoguide.html#pyro.infer.autoguide.AutoContinuous",
+            ),
+            (
+                "pyro.infer.autoguide.AutoDiagonalNormal",
+                "class",
+                "infer.autoguide.html#pyro.infer.autoguide.AutoDiagonalNormal",
+            ),
+            (
+                "pyro.infer.autoguide.AutoMultivariateNormal",
+                "class",
+                "infer.autoguide.html#pyro.infer.autoguide.AutoMultivariateNormal",
+            ),
+        ],
+    ),
+    "numpyro": (
+        "NumPyro",
+        "0.22.0",
+        [
+            (
+                "numpyro.distributions.distribution.Distribution",
+                "class",
+                "distributions.html#numpyro.distributions.distribution.Distribution",
+            ),
+            (
+                "numpyro.distributions.mixtures.MixtureSameFamily",
+                "class",
+                "distributions.html#numpyro.distributions.mixtures.MixtureSameFamily",
+            ),
+            ("numpyro.infer.elbo.ELBO", "class", "svi.html#numpyro.infer.elbo.ELBO"),
+            ("numpyro.infer.elbo.Trace_ELBO", "class", "svi.html#numpyro.infer.elbo.Trace_ELBO"),
+            (
+                "numpyro.infer.autoguide.AutoContinuous",
+                "class",
+                "autoguide.html#numpyro.infer.autoguide.AutoContinuous",
+            ),
+            (
+                "numpyro.infer.autoguide.AutoDiagonalNormal",
+                "class",
+                "autoguide.html#numpyro.infer.autoguide.AutoDiagonalNormal",
+            ),
+            (
+                "numpyro.infer.autoguide.AutoMultivariateNormal",
+                "class",
+                "autoguide.html#numpyro.infer.autoguide.AutoMultivariateNormal",
+            ),
+        ],
+    ),
+    "jax": (
+        "JAX",
+        "0.10.2",
+        [
+            ("jax.custom_jvp", "class", "_autosummary/jax.custom_jvp.html#jax.custom_jvp"),
+            ("jax.Array", "class", "_autosummary/jax.Array.html#jax.Array"),
+            ("jax.jit", "function", "_autosummary/jax.jit.html#jax.jit"),
+            ("jax.vmap", "function", "_autosummary/jax.vmap.html#jax.vmap"),
+        ],
+    ),
 }
 
 

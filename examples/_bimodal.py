@@ -97,8 +97,12 @@ def positive_mode_probability(coordinate, y=OBSERVED):
 def mode_locations(y=OBSERVED):
     r"""The :math:`2^D` sign patterns :math:`(\pm\sqrt{y_1}, \dots, \pm\sqrt{y_D})`, shape ``(2^D, D)``."""
     roots = np.sqrt(np.asarray(y, dtype=np.float64))
-    signs = np.array([[1.0 if (pattern >> d) & 1 == 0 else -1.0 for d in range(roots.shape[0])]
-                      for pattern in range(2 ** roots.shape[0])])
+    signs = np.array(
+        [
+            [1.0 if (pattern >> d) & 1 == 0 else -1.0 for d in range(roots.shape[0])]
+            for pattern in range(2 ** roots.shape[0])
+        ]
+    )
     return signs * roots
 
 

@@ -19,12 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from _bimodal import (
+    NOISE_SCALE,
+    NUM_COORDINATES,
+    NUM_MODES,
+    OBSERVED,
+    PRIOR_LOC,
+    FittedGuide,
+    kl_from_draws,
+    mode_locations,
+)
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDiagonalNormal
 from numpyro.infer.initialization import init_to_median
 
 import numpyro_gmm
-from _bimodal import NOISE_SCALE, NUM_COORDINATES, NUM_MODES, OBSERVED, PRIOR_LOC, FittedGuide, kl_from_draws, mode_locations
 
 
 def model(y):
@@ -35,9 +44,7 @@ def model(y):
 def mixture_guide(y):
     """Hand-written guide: a 4-component diagonal Gaussian mixture over ``z``."""
     locs = numpyro.param("locs", jnp.asarray(0.5 * np.sign(mode_locations())))
-    scales = numpyro.param(
-        "scales", jnp.full((NUM_MODES, NUM_COORDINATES), 0.3), constraint=dist.constraints.positive
-    )
+    scales = numpyro.param("scales", jnp.full((NUM_MODES, NUM_COORDINATES), 0.3), constraint=dist.constraints.positive)
     logits = numpyro.param("logits", jnp.zeros(NUM_MODES))
     numpyro.sample("z", numpyro_gmm.DiagNormalMixture(locs, scales, logits))
 
@@ -78,8 +85,15 @@ def fit_all(*, steps, num_particles, learning_rate, num_eval_draws, seed, progre
     posterior = numpyro_gmm.DiagNormalMixture(params["locs"], params["scales"], params["logits"])
     results.append(
         _evaluate(
-            name, posterior, eval_key, steps, seconds, num_eval_draws,
-            np.asarray(params["locs"]), np.asarray(params["scales"]), np.asarray(posterior.probs),
+            name,
+            posterior,
+            eval_key,
+            steps,
+            seconds,
+            num_eval_draws,
+            np.asarray(params["locs"]),
+            np.asarray(params["scales"]),
+            np.asarray(posterior.probs),
         )
     )
 
@@ -89,8 +103,15 @@ def fit_all(*, steps, num_particles, learning_rate, num_eval_draws, seed, progre
     posterior = guide.get_posterior(params)
     results.append(
         _evaluate(
-            name, posterior, eval_key, steps, seconds, num_eval_draws,
-            np.asarray(posterior.locs), np.asarray(posterior.scales), np.asarray(posterior.probs),
+            name,
+            posterior,
+            eval_key,
+            steps,
+            seconds,
+            num_eval_draws,
+            np.asarray(posterior.locs),
+            np.asarray(posterior.scales),
+            np.asarray(posterior.probs),
         )
     )
     return results

@@ -17,13 +17,22 @@ import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
+from _bimodal import (
+    NOISE_SCALE,
+    NUM_COORDINATES,
+    NUM_MODES,
+    OBSERVED,
+    PRIOR_LOC,
+    FittedGuide,
+    kl_from_draws,
+    mode_locations,
+)
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoDiagonalNormal
 from pyro.infer.autoguide.initialization import init_to_median
 from tqdm.auto import tqdm
 
 import pyro_gmm
-from _bimodal import NOISE_SCALE, NUM_COORDINATES, NUM_MODES, OBSERVED, PRIOR_LOC, FittedGuide, kl_from_draws, mode_locations
 
 
 def model(y):
@@ -86,7 +95,9 @@ def fit_all(*, steps, num_particles, learning_rate, num_eval_draws, seed, progre
     locs, scales, logits = (pyro.param(n).detach() for n in ("locs", "scales", "logits"))
     posterior = pyro_gmm.DiagNormalMixture(locs, scales, logits)
     results.append(
-        _evaluate(name, posterior, steps, seconds, num_eval_draws, locs.numpy(), scales.numpy(), posterior.probs.numpy())
+        _evaluate(
+            name, posterior, steps, seconds, num_eval_draws, locs.numpy(), scales.numpy(), posterior.probs.numpy()
+        )
     )
 
     pyro.clear_param_store()
@@ -97,5 +108,7 @@ def fit_all(*, steps, num_particles, learning_rate, num_eval_draws, seed, progre
     posterior = guide.get_posterior()
     with torch.no_grad():
         locs, scales, probs = posterior.locs.detach(), posterior.scales.detach(), posterior.probs.detach()
-    results.append(_evaluate(name, posterior, steps, seconds, num_eval_draws, locs.numpy(), scales.numpy(), probs.numpy()))
+    results.append(
+        _evaluate(name, posterior, steps, seconds, num_eval_draws, locs.numpy(), scales.numpy(), probs.numpy())
+    )
     return results

@@ -62,7 +62,9 @@ def add_common_arguments(parser):
     parser.add_argument("--hidden", type=int, default=128, help="hidden units of encoder and decoder")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    parser.add_argument("--seeds", type=int, default=None, help="training runs per posterior (default 2; 1 with --quick)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="training runs per posterior (default 2; 1 with --quick)"
+    )
     parser.add_argument("--eval-every", type=int, default=None, help="epochs between held-out evaluations")
     parser.add_argument(
         "--eval-samples", type=int, default=None, help="importance samples S per held-out image (default 256)"
@@ -119,8 +121,12 @@ def format_summary(framework, history, args):
         lines.append(
             f"{POSTERIOR_LABELS[posterior]:<16} {elbo:>14.3f} {iwae:>14.3f} {elbo - iwae:>12.3f} {seconds:>13.1f}   {per_seed}"
         )
-    gain_elbo = np.mean([r["elbo"][-1] for r in history["mixture"]]) - np.mean([r["elbo"][-1] for r in history["gaussian"]])
-    gain_iwae = np.mean([r["iwae"][-1] for r in history["mixture"]]) - np.mean([r["iwae"][-1] for r in history["gaussian"]])
+    gain_elbo = np.mean([r["elbo"][-1] for r in history["mixture"]]) - np.mean(
+        [r["elbo"][-1] for r in history["gaussian"]]
+    )
+    gain_iwae = np.mean([r["iwae"][-1] for r in history["mixture"]]) - np.mean(
+        [r["iwae"][-1] for r in history["gaussian"]]
+    )
     lines.append(f"mixture - Gaussian: ELBO {gain_elbo:+.3f} nats, IWAE {gain_iwae:+.3f} nats (per image)")
     return "\n".join(lines)
 
@@ -134,11 +140,16 @@ def plot_curves(framework, history, args, path):
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
     colors = {"gaussian": "tab:blue", "mixture": "tab:orange"}
-    for ax, metric, title in zip(axes, ("elbo", "iwae"), ("held-out ELBO", f"held-out IWAE bound (S={args.eval_samples})")):
+    for ax, metric, title in zip(
+        axes, ("elbo", "iwae"), ("held-out ELBO", f"held-out IWAE bound (S={args.eval_samples})")
+    ):
         for posterior in POSTERIORS:
             for index, run in enumerate(history[posterior]):
                 ax.plot(
-                    run["epoch"], run[metric], color=colors[posterior], alpha=0.9 if index == 0 else 0.5,
+                    run["epoch"],
+                    run[metric],
+                    color=colors[posterior],
+                    alpha=0.9 if index == 0 else 0.5,
                     label=POSTERIOR_LABELS[posterior] if index == 0 else None,
                 )
         ax.set_title(title)
@@ -147,8 +158,13 @@ def plot_curves(framework, history, args, path):
         ax.legend()
         ax.grid(alpha=0.3)
         # Zoom on the last three quarters of training, where the differences are.
-        tail = [v for posterior in POSTERIORS for run in history[posterior]
-                for e, v in zip(run["epoch"], run[metric]) if e >= args.epochs / 4]
+        tail = [
+            v
+            for posterior in POSTERIORS
+            for run in history[posterior]
+            for e, v in zip(run["epoch"], run[metric])
+            if e >= args.epochs / 4
+        ]
         if len(tail) > 1:
             low, high = min(tail), max(tail)
             ax.set_ylim(low - 0.15 * (high - low + 1e-9), high + 0.15 * (high - low + 1e-9))

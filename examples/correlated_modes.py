@@ -79,7 +79,7 @@ def log_joint(z, y=None):
     return norm.logpdf(z, PRIOR_LOC, 1.0).sum(-1) + norm.logpdf(y, u**2, NOISE_SCALE)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def log_evidence(y=None, points=1201, half_width=7.0):
     r""":math:`\log p(y) = \log\iint p(y, z)\,\mathrm dz` by the 2-D trapezoid rule."""
     y = OBSERVED if y is None else y
@@ -139,7 +139,9 @@ def fit_pyro(*, steps, num_particles, learning_rate, num_eval_draws, seed):
 
     def model():
         z = pyro.sample("z", dist.Normal(PRIOR_LOC, 1.0).expand([2]).to_event(1))
-        pyro.sample("y", dist.Normal(((z[..., 0] + z[..., 1]) / math.sqrt(2.0)) ** 2, NOISE_SCALE), obs=torch.tensor(OBSERVED))
+        pyro.sample(
+            "y", dist.Normal(((z[..., 0] + z[..., 1]) / math.sqrt(2.0)) ** 2, NOISE_SCALE), obs=torch.tensor(OBSERVED)
+        )
 
     builders = {
         "AutoMultivariateNormal": lambda: AutoMultivariateNormal(model, init_scale=0.3),
@@ -257,14 +259,32 @@ def plot(results, path):
             density = np.exp(r.log_q(points)).reshape(z1.shape)
             style = STYLES[r.name]
             top = density.max()
-            ax.contour(z1, z2, density, levels=[0.05 * top, 0.3 * top, 0.7 * top], colors=style["color"], linestyles=style["linestyles"], linewidths=1.3)
-            handles.append(plt.Line2D([], [], color=style["color"], linestyle="--" if style["linestyles"] == "dashed" else "-", label=f"{r.name} (gap {r.gap:.3f})"))
+            ax.contour(
+                z1,
+                z2,
+                density,
+                levels=[0.05 * top, 0.3 * top, 0.7 * top],
+                colors=style["color"],
+                linestyles=style["linestyles"],
+                linewidths=1.3,
+            )
+            handles.append(
+                plt.Line2D(
+                    [],
+                    [],
+                    color=style["color"],
+                    linestyle="--" if style["linestyles"] == "dashed" else "-",
+                    label=f"{r.name} (gap {r.gap:.3f})",
+                )
+            )
         ax.set_title(f"{framework}: exact posterior (grey) and guide densities", fontsize=9)
         ax.set_xlabel("z1")
         ax.set_ylabel("z2")
         ax.set_aspect("equal")
         ax.legend(handles=handles, fontsize=7, loc="upper left")
-    figure.suptitle(f"z ~ N(0.25, I), y ~ N(((z1 + z2)/√2)², 0.5²), y = {OBSERVED:g}: two correlated modes", fontsize=10)
+    figure.suptitle(
+        f"z ~ N(0.25, I), y ~ N(((z1 + z2)/√2)², 0.5²), y = {OBSERVED:g}: two correlated modes", fontsize=10
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -292,7 +312,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     settings = dict(
-        steps=args.steps, num_particles=args.particles, learning_rate=args.lr, num_eval_draws=args.eval_draws, seed=args.seed
+        steps=args.steps,
+        num_particles=args.particles,
+        learning_rate=args.lr,
+        num_eval_draws=args.eval_draws,
+        seed=args.seed,
     )
     start = time.perf_counter()
     results = []

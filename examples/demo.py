@@ -36,10 +36,9 @@ sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
+import _bimodal  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-import _bimodal  # noqa: E402
 
 GUIDE_STYLES = {
     "AutoDiagonalNormal": dict(color="tab:blue", linestyle="-", marker="s"),
@@ -95,7 +94,10 @@ def plot(results, path):
     frameworks = list(dict.fromkeys(r.framework for r in results))
     num_coordinates = _bimodal.NUM_COORDINATES
     figure, axes = plt.subplots(
-        len(frameworks), num_coordinates + 1, figsize=(4.2 * (num_coordinates + 1), 3.6 * len(frameworks)), squeeze=False
+        len(frameworks),
+        num_coordinates + 1,
+        figsize=(4.2 * (num_coordinates + 1), 3.6 * len(frameworks)),
+        squeeze=False,
     )
     points = np.linspace(-2.5, 2.5, 801)
     for row, framework in enumerate(frameworks):
@@ -108,10 +110,16 @@ def plot(results, path):
             for r in fitted:
                 style = GUIDE_STYLES.get(r.name, {})
                 ax.plot(
-                    points, r.marginal_density(points, coordinate), color=style.get("color"),
-                    linestyle=style.get("linestyle", "-"), linewidth=1.6, label=f"{r.name} (KL {r.kl:.3f})",
+                    points,
+                    r.marginal_density(points, coordinate),
+                    color=style.get("color"),
+                    linestyle=style.get("linestyle", "-"),
+                    linewidth=1.6,
+                    label=f"{r.name} (KL {r.kl:.3f})",
                 )
-            ax.set_title(f"{framework}: marginal of z{coordinate + 1} (y{coordinate + 1} = {_bimodal.OBSERVED[coordinate]:g})")
+            ax.set_title(
+                f"{framework}: marginal of z{coordinate + 1} (y{coordinate + 1} = {_bimodal.OBSERVED[coordinate]:g})"
+            )
             ax.set_xlabel(f"z{coordinate + 1}")
             ax.set_ylabel("density")
             if coordinate == 0:
@@ -123,16 +131,21 @@ def plot(results, path):
         for r in fitted:
             style = GUIDE_STYLES.get(r.name, {})
             ax.scatter(
-                r.locs[:, 0], r.locs[:, 1], s=400 * r.weights, color=style.get("color"), marker=style.get("marker", "o"),
-                edgecolor="white", linewidth=0.6, alpha=0.9, label=r.name,
+                r.locs[:, 0],
+                r.locs[:, 1],
+                s=400 * r.weights,
+                color=style.get("color"),
+                marker=style.get("marker", "o"),
+                edgecolor="white",
+                linewidth=0.6,
+                alpha=0.9,
+                label=r.name,
             )
         ax.set_title(f"{framework}: exact joint, guide component means\n(marker area ∝ weight)", fontsize=9)
         ax.set_xlabel("z1")
         ax.set_ylabel("z2")
         ax.set_aspect("equal")
-    figure.suptitle(
-        "Posterior of z_d ~ N(0.5, 1), y_d ~ N(z_d², 0.5²): exact vs fitted guides", fontsize=11
-    )
+    figure.suptitle("Posterior of z_d ~ N(0.5, 1), y_d ~ N(z_d², 0.5²): exact vs fitted guides", fontsize=11)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -143,8 +156,12 @@ def main(argv=None):
     args = parse_args(argv)
     frameworks = [name.strip() for name in args.frameworks.split(",") if name.strip()]
     settings = dict(
-        steps=args.steps, num_particles=args.particles, learning_rate=args.lr,
-        num_eval_draws=args.eval_draws, seed=args.seed, progress_bar=not args.no_progress,
+        steps=args.steps,
+        num_particles=args.particles,
+        learning_rate=args.lr,
+        num_eval_draws=args.eval_draws,
+        seed=args.seed,
+        progress_bar=not args.no_progress,
     )
     start = time.perf_counter()
     results = []

@@ -127,14 +127,14 @@ def run_numpyro(args):
 
         return guide
 
-    results = {}
-    for label, mixture_class in (
-        ("stock MixtureSameFamily", dist.MixtureSameFamily),
-        ("ReparamMixtureSameFamily", numpyro_gmm.ReparamMixtureSameFamily),
-    ):
+    def study(mixture_class):
+        """Gradient draws at the initial parameters and SVI runs of one guide class."""
         guide = make_guide(mixture_class)
-        initial_params = {"logits": jnp.asarray(INITIAL_LOGITS), "locs": jnp.asarray(INITIAL_LOCS),
-                          "scales": jnp.asarray(INITIAL_SCALES)}
+        initial_params = {
+            "logits": jnp.asarray(INITIAL_LOGITS),
+            "locs": jnp.asarray(INITIAL_LOCS),
+            "scales": jnp.asarray(INITIAL_SCALES),
+        }
         one_particle = Trace_ELBO(num_particles=1)
 
         def one_particle_gradient(key):
@@ -142,8 +142,10 @@ def run_numpyro(args):
             return {"logits": gradient["logits"], "locs": gradient["locs"]}
 
         keys = jax.random.split(jax.random.PRNGKey(args.seed), args.gradient_draws)
-        gradients = {name: np.asarray(value, dtype=np.float64)
-                     for name, value in jax.jit(jax.vmap(one_particle_gradient))(keys).items()}
+        gradients = {
+            name: np.asarray(value, dtype=np.float64)
+            for name, value in jax.jit(jax.vmap(one_particle_gradient))(keys).items()
+        }
 
         svi = SVI(model, guide, numpyro.optim.Adam(args.lr), Trace_ELBO(num_particles=args.particles))
 
@@ -161,12 +163,22 @@ def run_numpyro(args):
         for seed in range(args.seeds):
             state, weights = fit(svi.init(jax.random.PRNGKey(1000 + seed)))
             params = {name: np.asarray(value, dtype=np.float64) for name, value in svi.get_params(state).items()}
-            runs.append(dict(
-                weights=np.concatenate([[0.5], np.asarray(weights, dtype=np.float64)]),
-                kl=kl_to_target(params["logits"], params["locs"], params["scales"]),
-            ))
-        results[label] = dict(gradients=gradients, runs=runs)
-    return results
+            runs.append(
+                dict(
+                    weights=np.concatenate([[0.5], np.asarray(weights, dtype=np.float64)]),
+                    kl=kl_to_target(params["logits"], params["locs"], params["scales"]),
+                )
+            )
+
+        return dict(gradients=gradients, runs=runs)
+
+    return {
+        label: study(mixture_class)
+        for label, mixture_class in (
+            ("stock MixtureSameFamily", dist.MixtureSameFamily),
+            ("ReparamMixtureSameFamily", numpyro_gmm.ReparamMixtureSameFamily),
+        )
+    }
 
 
 # ------------------------------------------------------------------------------------------ Pyro
@@ -225,9 +237,9 @@ def run_pyro(args):
                 svi.step()
                 weights.append(float(torch.softmax(pyro.param("logits").detach(), -1)[0]))
             params = {name: pyro.param(name).detach().double().numpy() for name in ("logits", "locs", "scales")}
-            runs.append(dict(
-                weights=np.asarray(weights), kl=kl_to_target(params["logits"], params["locs"], params["scales"])
-            ))
+            runs.append(
+                dict(weights=np.asarray(weights), kl=kl_to_target(params["logits"], params["locs"], params["scales"]))
+            )
         results[label] = dict(gradients=gradients, runs=runs)
     return results
 
@@ -258,7 +270,9 @@ def format_report(framework, results, exact):
     for label, result in results.items():
         weights = np.stack([run["weights"] for run in result["runs"]])
         picks = np.linspace(0, weights.shape[1] - 1, 5).round().astype(int)
-        trajectory = "  ".join(f"{step:>4}: {weights[:, step].mean():.3f} ± {weights[:, step].std():.3f}" for step in picks)
+        trajectory = "  ".join(
+            f"{step:>4}: {weights[:, step].mean():.3f} ± {weights[:, step].std():.3f}" for step in picks
+        )
         kl = np.mean([run["kl"] for run in result["runs"]])
         lines.append(f"  {label:<26} {trajectory}   KL {kl:.4f}")
     return "\n".join(lines)
@@ -274,8 +288,14 @@ def plot(all_results, path):
     for ax, (framework, results) in zip(axes[0], all_results.items()):
         for (label, result), color in zip(results.items(), ("tab:red", "tab:green")):
             for index, run in enumerate(result["runs"]):
-                ax.plot(np.arange(run["weights"].shape[0]), run["weights"], color=color, alpha=0.7, linewidth=1,
-                        label=label if index == 0 else None)
+                ax.plot(
+                    np.arange(run["weights"].shape[0]),
+                    run["weights"],
+                    color=color,
+                    alpha=0.7,
+                    linewidth=1,
+                    label=label if index == 0 else None,
+                )
         ax.axhline(TARGET_WEIGHTS[0], color="black", linestyle="--", linewidth=1, label="target weight 0.7")
         ax.set_title(f"{framework}: weight of component 0 during Trace_ELBO fitting\n(one line per seed)", fontsize=10)
         ax.set_xlabel("SVI step")
@@ -296,8 +316,12 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None, help="fits per guide class (default 4; 1 with --quick)")
     parser.add_argument("--particles", type=int, default=8, help="ELBO particles per SVI step")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    parser.add_argument("--gradient-draws", type=int, default=None,
-                        help="one-particle gradient estimates at the initial guide (default 3000; 300 with --quick)")
+    parser.add_argument(
+        "--gradient-draws",
+        type=int,
+        default=None,
+        help="one-particle gradient estimates at the initial guide (default 3000; 300 with --quick)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frameworks", default="numpyro,pyro")
     parser.add_argument("--out", type=Path, default=Path("out"))

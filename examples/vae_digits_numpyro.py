@@ -23,6 +23,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
+import _digits  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -32,7 +33,6 @@ from jax.example_libraries import stax  # noqa: E402
 from numpyro.infer import SVI, Trace_ELBO  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-import _digits  # noqa: E402
 import numpyro_gmm  # noqa: E402
 
 
@@ -131,8 +131,10 @@ def main(argv=None):
     train, held_out = _digits.load_binarized_digits()
     if args.quick:
         train = train[:300]
-    history = {posterior: [train_one(posterior, seed, train, held_out, args) for seed in range(args.seeds)]
-               for posterior in _digits.POSTERIORS}
+    history = {
+        posterior: [train_one(posterior, seed, train, held_out, args) for seed in range(args.seeds)]
+        for posterior in _digits.POSTERIORS
+    }
     print(_digits.format_summary("NumPyro", history, args))
     image = Path(args.out) / "vae_digits_numpyro.png"
     _digits.plot_curves("NumPyro", history, args, image)

@@ -20,6 +20,7 @@ from pathlib import Path
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
+import _digits  # noqa: E402
 import numpy as np  # noqa: E402
 import pyro  # noqa: E402
 import pyro.distributions as dist  # noqa: E402
@@ -28,7 +29,6 @@ from pyro.infer import SVI, Trace_ELBO  # noqa: E402
 from torch import nn  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-import _digits  # noqa: E402
 import pyro_gmm  # noqa: E402
 
 
@@ -136,8 +136,10 @@ def main(argv=None):
     train, held_out = _digits.load_binarized_digits()
     if args.quick:
         train = train[:300]
-    history = {posterior: [train_one(posterior, seed, train, held_out, args) for seed in range(args.seeds)]
-               for posterior in _digits.POSTERIORS}
+    history = {
+        posterior: [train_one(posterior, seed, train, held_out, args) for seed in range(args.seeds)]
+        for posterior in _digits.POSTERIORS
+    }
     print(_digits.format_summary("Pyro", history, args))
     image = Path(args.out) / "vae_digits_pyro.png"
     _digits.plot_curves("Pyro", history, args, image)

@@ -44,10 +44,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
+import _digits  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
-
-import _digits  # noqa: E402
 
 CONFIGURATIONS = ("gaussian", "mixture_trace", "mixture_stratified")
 LABELS = {
@@ -150,7 +149,9 @@ def train_numpyro(configuration, seed, data, args):
         return run_epoch(state, jnp.asarray(order))
 
     def metrics(state, epoch):
-        log_weights, top_weight = evaluate(svi.get_params(state), held_out, held_out_masks, jax.random.fold_in(eval_key, epoch))
+        log_weights, top_weight = evaluate(
+            svi.get_params(state), held_out, held_out_masks, jax.random.fold_in(eval_key, epoch)
+        )
         return np.asarray(log_weights), float(top_weight)
 
     return _train_loop(configuration, seed, train.shape[0], state, epoch_fn, metrics, args, "NumPyro")
@@ -186,7 +187,9 @@ def train_pyro(configuration, seed, data, args):
             return dist.Normal(loc, nn.functional.softplus(raw_scale) + 1e-3).to_event(1)
         out = out.reshape(out.shape[:-1] + (num_components, per_component))
         locs, raw_scales, logits = out[..., :latent_dim], out[..., latent_dim:-1], out[..., -1]
-        return pyro_gmm.DiagNormalMixture(locs, nn.functional.softplus(raw_scales) + 1e-3, logits, estimator=args.estimator)
+        return pyro_gmm.DiagNormalMixture(
+            locs, nn.functional.softplus(raw_scales) + 1e-3, logits, estimator=args.estimator
+        )
 
     def prior(batch):
         return dist.Normal(torch.zeros(batch, latent_dim), 1.0).to_event(1)
@@ -234,7 +237,9 @@ def _train_loop(configuration, seed, num_train, state, epoch_fn, metrics, args, 
     evaluate_after = set(_digits.evaluation_epochs(args))
     curve = {"epoch": [], "elbo": [], "iwae": [], "top_weight": [], "seconds": 0.0}
     start = time.perf_counter()
-    epochs = tqdm(range(1, args.epochs + 1), desc=f"{framework} {configuration:<18} seed {seed}", disable=args.no_progress)
+    epochs = tqdm(
+        range(1, args.epochs + 1), desc=f"{framework} {configuration:<18} seed {seed}", disable=args.no_progress
+    )
     for epoch in epochs:
         state = epoch_fn(state, order_generator.permutation(num_train))
         if epoch in evaluate_after:
@@ -286,13 +291,22 @@ def plot(framework, history, args, path):
     for configuration in CONFIGURATIONS:
         for index, run in enumerate(history[configuration]):
             axes[0].plot(
-                run["epoch"], run["iwae"], color=colors[configuration], alpha=0.9 if index == 0 else 0.5,
+                run["epoch"],
+                run["iwae"],
+                color=colors[configuration],
+                alpha=0.9 if index == 0 else 0.5,
                 label=LABELS[configuration] if index == 0 else None,
             )
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("held-out IWAE bound [nats/image]")
     axes[0].set_title(f"log p(x_obs), S={args.eval_samples} draws per image")
-    tail = [v for c in CONFIGURATIONS for run in history[c] for e, v in zip(run["epoch"], run["iwae"]) if e >= args.epochs / 4]
+    tail = [
+        v
+        for c in CONFIGURATIONS
+        for run in history[c]
+        for e, v in zip(run["epoch"], run["iwae"])
+        if e >= args.epochs / 4
+    ]
     if len(tail) > 1:
         low, high = min(tail), max(tail)
         axes[0].set_ylim(low - 0.15 * (high - low + 1e-9), high + 0.15 * (high - low + 1e-9))

@@ -20,8 +20,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 from shared_math import __version__
 
 from .autoguide import AutoDiagonalNormalMixture
-from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
 from .distributions import DiagNormalMixture, ReparamMixtureSameFamily
+from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
 from .objectives import Stratified_ELBO
 
 __all__ = [

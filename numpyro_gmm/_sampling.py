@@ -109,13 +109,27 @@ def _identity_with_tangent(tangent, doc):
         _, locs_dot, scales_dot, logits_dot, shape_dots, _ = tangents
         locs_dot, scales_dot, logits_dot = _known(locs_dot), _known(scales_dot), _known(logits_dot)
         x = attach(family, x0, locs, scales, logits, shape_params, cdf, key)
-        if locs_dot is None and scales_dot is None and logits_dot is None and all(_known(d) is None for d in shape_dots):
+        if (
+            locs_dot is None
+            and scales_dot is None
+            and logits_dot is None
+            and all(_known(d) is None for d in shape_dots)
+        ):
             return x, jnp.zeros_like(x)
         options = _cdf_options(
             family, cdf, key, x, locs, shape_params, shape_dots, locs_dot is not None or scales_dot is not None
         )
         return x, tangent(
-            x, locs, scales, logits, locs_dot, scales_dot, logits_dot, family=family, shape_params=shape_params, **options
+            x,
+            locs,
+            scales,
+            logits,
+            locs_dot,
+            scales_dot,
+            logits_dot,
+            family=family,
+            shape_params=shape_params,
+            **options,
         )
 
     attach.defjvp(_attach_jvp, symbolic_zeros=True)
@@ -130,14 +144,16 @@ attach_implicit = _identity_with_tangent(
 )
 attach_rao_blackwell = _identity_with_tangent(
     shared_math.rao_blackwell_jvp,
-    "Identity in ``x0`` whose derivative is the ``\"rao_blackwell\"`` estimator "
+    'Identity in ``x0`` whose derivative is the ``"rao_blackwell"`` estimator '
     "(:func:`shared_math.rao_blackwell_jvp`: the chosen-component derivative averaged over the "
     "component given ``x``, plus the implicit ``logits`` derivative).",
 )
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 6))
-def attach_logits_implicit(family, x, locs, scales, logits, shape_params, cdf=None, key=None, component_one_hot=None, noise=None):
+def attach_logits_implicit(
+    family, x, locs, scales, logits, shape_params, cdf=None, key=None, component_one_hot=None, noise=None
+):
     r"""Identity in ``x`` that adds the implicit gradient with respect to ``logits`` (and, with
     ``cdf``, the chosen component's shape-parameter velocities) only.
 
@@ -185,7 +201,9 @@ def _family_draws(key, family, shape, shape_params, dtype):
     if family == "beta":
         concentration1, concentration0 = shape_params
         finfo = jnp.finfo(dtype)
-        return jnp.clip(jax.random.beta(key, concentration1, concentration0, shape, dtype), finfo.tiny, 1.0 - 0.5 * finfo.eps)
+        return jnp.clip(
+            jax.random.beta(key, concentration1, concentration0, shape, dtype), finfo.tiny, 1.0 - 0.5 * finfo.eps
+        )
     samplers = {
         "normal": jax.random.normal,
         "logistic": jax.random.logistic,
@@ -281,7 +299,9 @@ def reparameterized_sample_with_component(
                 family, x_direct, locs, scales, logits, shape_params, cdf, key_cdf, component_one_hot, noise
             )
             return x, component
-    attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell, "hybrid": attach_hybrid}.get(estimator)
+    attach = {"implicit": attach_implicit, "rao_blackwell": attach_rao_blackwell, "hybrid": attach_hybrid}.get(
+        estimator
+    )
     if attach is None:
         raise ValueError(f"estimator must be 'implicit', 'hybrid' or 'rao_blackwell' here; got {estimator!r}")
     x0 = jax.lax.stop_gradient(shared_math.sample_from_noise(locs, scales, component_one_hot, noise))
@@ -303,17 +323,31 @@ def _attach_hybrid_jvp(family, cdf, primals, tangents):
     _, locs_dot, scales_dot, logits_dot, shape_dots, _, _, _ = tangents
     locs_dot, scales_dot, logits_dot = _known(locs_dot), _known(scales_dot), _known(logits_dot)
     x = attach_hybrid(family, x0, locs, scales, logits, shape_params, cdf, key, component_one_hot, noise)
-    options = _cdf_options(family, cdf, key, x, locs, shape_params, shape_dots, locs_dot is not None or scales_dot is not None)
+    options = _cdf_options(
+        family, cdf, key, x, locs, shape_params, shape_dots, locs_dot is not None or scales_dot is not None
+    )
     return x, shared_math.hybrid_jvp(
-        x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot,
-        family=family, shape_params=shape_params, **options,
+        x,
+        locs,
+        scales,
+        logits,
+        component_one_hot,
+        noise,
+        locs_dot,
+        scales_dot,
+        logits_dot,
+        family=family,
+        shape_params=shape_params,
+        **options,
     )
 
 
 attach_hybrid.defjvp(_attach_hybrid_jvp, symbolic_zeros=True)
 
 
-def reparameterized_sample(key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=(), cdf=None):
+def reparameterized_sample(
+    key, locs, scales, logits, sample_shape, estimator, family="normal", shape_params=(), cdf=None
+):
     """The draw of :func:`reparameterized_sample_with_component` alone."""
     return reparameterized_sample_with_component(
         key, locs, scales, logits, sample_shape, estimator, family, tuple(shape_params), cdf

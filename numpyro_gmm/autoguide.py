@@ -3,13 +3,12 @@ r"""``AutoDiagonalNormalMixture``: a K-component diagonal Gaussian mixture over 
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 import numpyro
-
-import shared_math
 from numpyro.distributions import constraints
 from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.initialization import init_to_median
+
+import shared_math
 
 from .distributions import DiagNormalMixture
 

@@ -82,6 +82,8 @@ class DiagNormalMixture(Distribution):
     pytree_data_fields = ("locs", "scales", "logits")
     pytree_aux_fields = ("estimator", "resolved_estimator")
 
+    _validate_args: bool  # set per instance in __init__ (a pytree field, kept through jit/vmap)
+
     def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
         batch_shape, num_components, event_size = shared_math.mixture_shapes(
             jnp.shape(locs), jnp.shape(scales), jnp.shape(logits)
@@ -368,6 +370,8 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
 
     pytree_aux_fields = ("estimator", "resolved_estimator", "cdf_gradient", "cdf_gradient_samples", "resolved_cdf")
 
+    _validate_args: bool  # set per instance in __init__ (a pytree field, kept through jit/vmap)
+
     def __init__(
         self,
         mixing_distribution,
@@ -385,8 +389,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             )
         if not isinstance(component_distribution, Distribution):
             raise ValueError(
-                "component_distribution must be a numpyro Distribution; "
-                f"got {type(component_distribution).__name__}"
+                f"component_distribution must be a numpyro Distribution; got {type(component_distribution).__name__}"
             )
         full_covariance = multivariate_normal_parameters(component_distribution) is not None
         if not full_covariance and component_family(component_distribution) is None:
@@ -491,13 +494,25 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         ``MixtureSameFamily.sample_with_intermediates`` returns them."""
         if self._full_covariance() is not None:
             x, component = swap_in_sample(
-                key, self._full_covariance(), self.mixing_distribution.logits, sample_shape, self.resolved_estimator,
+                key,
+                self._full_covariance(),
+                self.mixing_distribution.logits,
+                sample_shape,
+                self.resolved_estimator,
                 with_component=True,
             )
             return x, [component]
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x, component = reparameterized_sample_with_component(
-            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params, self.resolved_cdf
+            key,
+            locs,
+            scales,
+            logits,
+            tuple(sample_shape),
+            self.resolved_estimator,
+            family,
+            shape_params,
+            self.resolved_cdf,
         )
         return (x if self.event_shape else x[..., 0]), [component]
 
@@ -518,7 +533,15 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             )
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x = reparameterized_sample(
-            key, locs, scales, logits, tuple(sample_shape), self.resolved_estimator, family, shape_params, self.resolved_cdf
+            key,
+            locs,
+            scales,
+            logits,
+            tuple(sample_shape),
+            self.resolved_estimator,
+            family,
+            shape_params,
+            self.resolved_cdf,
         )
         return x if self.event_shape else x[..., 0]
 
@@ -532,9 +555,13 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         mixing = self.mixing_distribution
         validate = mixing._validate_args
         if isinstance(mixing, CategoricalProbs):
-            mixing = CategoricalProbs(jnp.broadcast_to(mixing.probs, batch_shape + (num_components,)), validate_args=validate)
+            mixing = CategoricalProbs(
+                jnp.broadcast_to(mixing.probs, batch_shape + (num_components,)), validate_args=validate
+            )
         else:
-            mixing = CategoricalLogits(jnp.broadcast_to(mixing.logits, batch_shape + (num_components,)), validate_args=validate)
+            mixing = CategoricalLogits(
+                jnp.broadcast_to(mixing.logits, batch_shape + (num_components,)), validate_args=validate
+            )
         expanded = ReparamMixtureSameFamily(
             mixing,
             self.component_distribution.expand(batch_shape + (num_components,)),

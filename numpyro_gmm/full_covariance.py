@@ -48,7 +48,7 @@ attach_full_covariance_implicit = _identity_with_tangent(
 )
 attach_full_covariance_rao_blackwell = _identity_with_tangent(
     _full_covariance_tangent(shared_math.full_covariance_rao_blackwell_jvp),
-    "Identity in ``x0`` whose derivative is ``\"rao_blackwell\"`` (:func:`shared_math.full_covariance_rao_blackwell_jvp`).",
+    'Identity in ``x0`` whose derivative is ``"rao_blackwell"`` (:func:`shared_math.full_covariance_rao_blackwell_jvp`).',
 )
 
 
@@ -64,7 +64,9 @@ def full_covariance_sample_with_component(key, locs, scale_tril, logits, sample_
     x = shared_math.full_covariance_sample_from_noise(locs, scale_tril, component_one_hot, noise)
     if estimator == "hybrid":  # x keeps its chosen-component derivative; the glue adds the logits'
         return attach_logits_implicit(FULL_COVARIANCE, x, locs, scale_tril, logits, ()), component
-    attach = {"implicit": attach_full_covariance_implicit, "rao_blackwell": attach_full_covariance_rao_blackwell}[estimator]
+    attach = {"implicit": attach_full_covariance_implicit, "rao_blackwell": attach_full_covariance_rao_blackwell}[
+        estimator
+    ]
     return attach(FULL_COVARIANCE, jax.lax.stop_gradient(x), locs, scale_tril, logits, ()), component
 
 
@@ -131,7 +133,11 @@ class MultivariateNormalMixture(Distribution):
         self.resolved_estimator = shared_math.resolve_full_covariance_estimator(estimator)
         self.estimator = estimator
         self.locs, self.scale_tril, self.logits = _broadcast_parameters(
-            locs, scale_tril, logits, batch_shape=batch_shape, dtype=shared_math.parameter_dtype((locs, scale_tril, logits), jnp)
+            locs,
+            scale_tril,
+            logits,
+            batch_shape=batch_shape,
+            dtype=shared_math.parameter_dtype((locs, scale_tril, logits), jnp),
         )
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
 
@@ -236,7 +242,11 @@ def swap_in_sample(key, parameters, logits, sample_shape, estimator, with_compon
     loc, scale_tril = parameters
     batch_shape = jnp.broadcast_shapes(loc.shape[:-2], jnp.shape(logits)[:-1])
     locs, scale_tril, logits = _broadcast_parameters(
-        loc, scale_tril, logits, batch_shape=tuple(batch_shape), dtype=shared_math.parameter_dtype((loc, scale_tril, logits), jnp)
+        loc,
+        scale_tril,
+        logits,
+        batch_shape=tuple(batch_shape),
+        dtype=shared_math.parameter_dtype((loc, scale_tril, logits), jnp),
     )
     x, component = full_covariance_sample_with_component(key, locs, scale_tril, logits, tuple(sample_shape), estimator)
     return (x, component) if with_component else x

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -279,7 +280,7 @@ class Stratified_ELBO(ELBO):
         strata = stratified_guide.strata
         terms = [(name, _site_log_prob(site)) for name, site in _sample_sites(model_trace)]
         terms += [(name, -_site_log_prob(site)) for name, site in _sample_sites(guide_trace)]
-        plate_sizes = {}
+        plate_sizes: dict[int, set[int]] = {}
         for trace_ in (model_trace, guide_trace):
             for _, site in _sample_sites(trace_):
                 for frame in site["cond_indep_stack"]:
@@ -288,7 +289,7 @@ class Stratified_ELBO(ELBO):
         for name, term in terms:
             shared_math.check_term_axes(jnp.shape(term), strata, plate_sizes, name)
         if not self.importance_weighted:
-            elbo = 0.0  # weakly typed: the estimate keeps the dtype of the terms (float32 stays float32)
+            elbo: Any = 0.0  # weakly typed: the estimate keeps the dtype of the terms (float32 stays float32)
             for name, term in terms:
                 log_weights = shared_math.term_log_weights(jnp.shape(term), strata, name)
                 elbo = elbo + shared_math.stratified_sum(jnp.asarray(term), log_weights)
@@ -296,7 +297,7 @@ class Stratified_ELBO(ELBO):
         plate_dims, plate_scale = _independent_plates(model_trace, guide_trace)
         outputs["plate_scale"] = plate_scale
         keep = set(plate_dims) | {stratum.dim for stratum in strata}
-        log_ratio = 0.0
+        log_ratio: Any = 0.0
         for _, term in terms:
             term = jnp.asarray(term)
             axes = tuple(term.ndim + axis for axis in range(-term.ndim, 0) if axis not in keep and term.shape[axis] > 1)
@@ -308,7 +309,7 @@ class Stratified_ELBO(ELBO):
         """``{"loss": -estimate, "mutable_state": ...}`` (the state of ``numpyro.mutable`` sites,
         kept for ``num_particles == 1`` as in ``Trace_ELBO``)."""
         plate_nesting = self._plate_nesting(param_map, model, guide, args, kwargs)
-        outputs = {}
+        outputs: dict[str, Any] = {}
 
         def particle(key):
             return self._particle(key, param_map, model, guide, args, kwargs, plate_nesting, outputs)

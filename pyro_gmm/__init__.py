@@ -21,15 +21,13 @@ try:
     import pyro  # noqa: F401
     import torch  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "pyro_gmm needs PyTorch and Pyro; install them with `pip install gmm-reparam[pyro]`"
-    ) from error
+    raise ImportError("pyro_gmm needs PyTorch and Pyro; install them with `pip install gmm-reparam[pyro]`") from error
 
 from shared_math import __version__
 
 from .autoguide import AutoDiagonalNormalMixture
-from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
 from .distribution import DiagNormalMixture
+from .full_covariance import AutoMultivariateNormalMixture, MultivariateNormalMixture
 from .mixture_same_family import ReparamMixtureSameFamily
 from .objectives import Stratified_ELBO
 

@@ -27,6 +27,15 @@ from shared_math.marginal_quantiles import marginal_quantile
 from .distribution import DiagNormalMixture
 
 
+def _read_tensor(module: nn.Module, name: str) -> torch.Tensor:
+    """The tensor a ``PyroModule`` attribute reads as: an attribute assigned a ``PyroParam``
+    returns its constrained tensor (type checkers see the ``PyroParam`` it was assigned)."""
+    value = getattr(module, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a tensor, got {type(value).__name__}")
+    return value
+
+
 class AutoDiagonalNormalMixture(AutoContinuous):
     r"""Automatic guide: a mixture of ``num_components`` diagonal Normals over all latents.
 
@@ -151,10 +160,10 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         monotonically, e.g. ``exp``/``sigmoid``).  Returns a dict of tensors with a leading
         dimension over ``quantiles``.
         """
-        locs, scales, logits = self.locs.detach(), self.scales.detach(), self.logits.detach()
+        locs, scales, logits = (_read_tensor(self, name).detach() for name in ("locs", "scales", "logits"))
         probabilities = torch.as_tensor(quantiles, dtype=locs.dtype, device=locs.device)
         latents = marginal_quantile(probabilities[:, None], locs, scales, logits)  # (Q, L)
-        result = {}
+        result: dict[str, list[torch.Tensor]] = {}
         for latent in latents:
             for name, value in self._unpack_to_sites(latent).items():
                 result.setdefault(name, []).append(value)

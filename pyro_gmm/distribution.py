@@ -23,6 +23,8 @@ Distributions", arXiv:1607.05690 (2016).
 
 from __future__ import annotations
 
+from typing import Any
+
 import array_api_compat
 import torch
 from pyro.distributions import constraints
@@ -51,12 +53,14 @@ def _as_parameter_tensors(*values):
     promotion of the floating tensors' dtypes; numbers and lists adopt it) on the device of
     the first tensor.  Tensors of that dtype pass through untouched, so ``requires_grad``
     and views survive; others are converted differentiably."""
-    values = [torch.as_tensor(v) if not isinstance(v, torch.Tensor) and hasattr(v, "dtype") else v for v in values]
-    dtype = shared_math.parameter_dtype(values, _TORCH_NAMESPACE)
-    device = next((v.device for v in values if isinstance(v, torch.Tensor)), None)
+    arrays = [torch.as_tensor(v) if not isinstance(v, torch.Tensor) and hasattr(v, "dtype") else v for v in values]
+    dtype = shared_math.parameter_dtype(arrays, _TORCH_NAMESPACE)
+    device = next((v.device for v in arrays if isinstance(v, torch.Tensor)), None)
     return tuple(
-        (v if v.dtype == dtype else v.to(dtype)) if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=dtype, device=device)
-        for v in values
+        (v if v.dtype == dtype else v.to(dtype))
+        if isinstance(v, torch.Tensor)
+        else torch.as_tensor(v, dtype=dtype, device=device)
+        for v in arrays
     )
 
 
@@ -97,14 +101,25 @@ class _MixtureSampleBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        x, locs, scales, logits, component_one_hot, noise, estimator, family="normal", cdf_gradient=None, cdf_noise=None,
+        x,
+        locs,
+        scales,
+        logits,
+        component_one_hot,
+        noise,
+        estimator,
+        family="normal",
+        cdf_gradient=None,
+        cdf_noise=None,
         *shape_params,
     ):
         return x.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, locs, scales, logits, component_one_hot, noise, estimator, family, cdf_gradient, cdf_noise, *shape_params = inputs
+        x, locs, scales, logits, component_one_hot, noise, estimator, family, cdf_gradient, cdf_noise, *shape_params = (
+            inputs
+        )
         ctx.estimator, ctx.family, ctx.cdf_gradient = estimator, family, cdf_gradient
         ctx.num_shape_params, ctx.has_cdf_noise = len(shape_params), cdf_noise is not None
         saved = (x, locs, scales, logits, component_one_hot, noise) + ((cdf_noise,) if cdf_noise is not None else ())
@@ -127,8 +142,17 @@ class _MixtureSampleBackward(torch.autograd.Function):
             options.update(cdf_gradient=ctx.cdf_gradient, cdf_noise=cdf_noise)
         if torch.is_grad_enabled():  # create_graph=True: let d(backward)/dtheta see x(theta)
             x = _sample_function().apply(
-                x, locs, scales, logits, component_one_hot, noise, ctx.estimator, ctx.family, ctx.cdf_gradient,
-                cdf_noise, *shape_params,
+                x,
+                locs,
+                scales,
+                logits,
+                component_one_hot,
+                noise,
+                ctx.estimator,
+                ctx.family,
+                ctx.cdf_gradient,
+                cdf_noise,
+                *shape_params,
             )
         if ctx.family == FULL_COVARIANCE:  # scales holds scale_tril
             bars = shared_math.full_covariance_sample_vjp(
@@ -177,7 +201,17 @@ class _MixtureSample(_MixtureSampleBackward):
         if ctx.cdf_gradient is not None:
             options.update(cdf_gradient=ctx.cdf_gradient, cdf_noise=cdf_noise, shape_dots=shape_dots)
         return shared_math.sample_jvp(
-            ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot, **options
+            ctx.estimator,
+            x,
+            locs,
+            scales,
+            logits,
+            component_one_hot,
+            noise,
+            locs_dot,
+            scales_dot,
+            logits_dot,
+            **options,
         )
 
 
@@ -251,7 +285,7 @@ def _standard_noise(family, shape, chosen_shape_params, dtype, device):
     zeros, ones = torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device)
     import pyro.distributions as dist
 
-    samplers = {
+    samplers: dict[str, Any] = {
         "logistic": dist.Logistic,
         "laplace": torch.distributions.Laplace,
         "cauchy": torch.distributions.Cauchy,
@@ -386,18 +420,20 @@ class DiagNormalMixture(TorchDistribution):
         super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
 
     @classmethod
-    def infer_shapes(cls, locs, scales, logits, **other_arguments):
+    def infer_shapes(cls, **arg_shapes):
         """``(batch_shape, event_shape)`` of a mixture built from parameters of these shapes
-        (Pyro's ``infer_shapes``; the shapes given for non-tensor arguments such as
-        ``estimator`` are ignored).  Bad shapes raise the constructor's ``ValueError``."""
-        del other_arguments
-        batch_shape, _, event_size = shared_math.mixture_shapes(locs, scales, logits)
+        (Pyro's ``infer_shapes``: keyword arguments ``locs``, ``scales``, ``logits``; the shapes
+        given for non-tensor arguments such as ``estimator`` are ignored).  Bad shapes raise the
+        constructor's ``ValueError``."""
+        batch_shape, _, event_size = shared_math.mixture_shapes(
+            arg_shapes["locs"], arg_shapes["scales"], arg_shapes["logits"]
+        )
         return torch.Size(batch_shape), torch.Size((event_size,))
 
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(DiagNormalMixture, _instance)
-        num_components, event_size = self.num_components, self.event_shape[0]
+        num_components = self.num_components
         new.locs = self.locs.expand(batch_shape + self.locs.shape[-2:])
         new.scales = self.scales.expand(batch_shape + self.scales.shape[-2:])
         new.logits = self.logits.expand(batch_shape + (num_components,))
@@ -464,11 +500,11 @@ class DiagNormalMixture(TorchDistribution):
         return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
 
     def draw_noise(self, sample_shape=torch.Size()):
-        """The random inputs of one draw, from torch's generator: ``(component_one_hot, noise)``.
+        r"""The random inputs of one draw, from torch's generator: ``(component_one_hot, noise)``.
 
         ``component_one_hot`` has shape ``sample_shape + batch_shape + (K,)`` (the chosen
-        component :math:`k\\sim\\mathrm{Categorical}(\\pi)`) and ``noise``
-        :math:`\\varepsilon\\sim N(0,I)` shape ``sample_shape + batch_shape + (D,)``.
+        component :math:`k\sim\mathrm{Categorical}(\pi)`) and ``noise``
+        :math:`\varepsilon\sim N(0,I)` shape ``sample_shape + batch_shape + (D,)``.
         :meth:`rsample` consumes the generator exactly as this method does, so re-seeding
         and calling it recovers the draws behind a sample.
         """

@@ -32,6 +32,7 @@ from torch.distributions import biject_to
 
 import shared_math
 
+from .autoguide import _read_tensor
 from .distribution import FULL_COVARIANCE, DiagNormalMixture, _as_parameter_tensors, _is_tracing, _sample_function
 
 
@@ -87,7 +88,10 @@ class MultivariateNormalMixture(TorchDistribution):
         new = self._get_checked_instance(MultivariateNormalMixture, _instance)
         event_size = self.event_shape[0]
         torch.broadcast_shapes(batch_shape, self.batch_shape)  # raises if they do not broadcast
-        if len(batch_shape) < len(self.batch_shape) or torch.broadcast_shapes(batch_shape, self.batch_shape) != batch_shape:
+        if (
+            len(batch_shape) < len(self.batch_shape)
+            or torch.broadcast_shapes(batch_shape, self.batch_shape) != batch_shape
+        ):
             raise ValueError(f"cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}")
         new.locs, new.scale_tril, new.logits = self.locs, self.scale_tril, self.logits
         new.num_components = self.num_components
@@ -114,7 +118,7 @@ class MultivariateNormalMixture(TorchDistribution):
 
     @property
     def probs(self):
-        """Mixture weights :math:`\\pi = \\mathrm{softmax}(\\ell)`, shape ``batch_shape + (K,)``."""
+        r"""Mixture weights :math:`\pi = \mathrm{softmax}(\ell)`, shape ``batch_shape + (K,)``."""
         return torch.softmax(self.logits, dim=-1).expand(self.batch_shape + (self.num_components,))
 
     @property
@@ -253,7 +257,7 @@ class AutoMultivariateNormalMixture(AutoContinuous):
 
     def get_posterior(self, *args, **kwargs):
         """The guide over the packed unconstrained latent: a :class:`MultivariateNormalMixture`."""
-        scale_tril = self.scales[..., None] * self.scale_tril
+        scale_tril = _read_tensor(self, "scales")[..., None] * _read_tensor(self, "scale_tril")
         return MultivariateNormalMixture(self.locs, scale_tril, self.logits, estimator=self.estimator)
 
     def get_base_dist(self):

@@ -83,7 +83,13 @@ def component_family(component_distribution):
         if isinstance(base, cls):
             shape = base.batch_shape
             loc, scale, shape_params = parameters(base)
-            return family, loc.expand(shape), scale.expand(shape), tuple(p.expand(shape) for p in shape_params), vector_event
+            return (
+                family,
+                loc.expand(shape),
+                scale.expand(shape),
+                tuple(p.expand(shape) for p in shape_params),
+                vector_event,
+            )
     raise ValueError(f"{_SUPPORTED}; got component_distribution of type {type(component_distribution).__name__}")
 
 
@@ -197,13 +203,15 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         if isinstance(mixture_distribution, torch.distributions.Distribution):
             mixing_batch = mixture_distribution.batch_shape
         else:
-            mixing_batch = tuple(mixture_distribution)
+            mixing_batch = torch.Size(mixture_distribution)
         if isinstance(component_distribution, torch.distributions.Distribution):
             component_batch, event_shape = component_distribution.batch_shape, component_distribution.event_shape
         else:
             component_batch, event_shape = component_distribution
         if len(component_batch) < 1:
-            raise ValueError(f"component_distribution must have a batch dimension K; got batch shape {tuple(component_batch)}")
+            raise ValueError(
+                f"component_distribution must have a batch dimension K; got batch shape {tuple(component_batch)}"
+            )
         shared_math.broadcast_shapes(  # a ValueError naming the argument if they clash
             ("mixture_distribution", mixing_batch), ("component_distribution", tuple(component_batch)[:-1])
         )
@@ -244,8 +252,9 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
     def cdf(self, value):
         """CDF of a 1-D mixture (scalar-event components); :func:`shared_math.cdf`."""
         if self.event_shape:
-            raise NotImplementedError("cdf is defined for scalar-event mixtures only; this one has event shape "
-                                      f"{tuple(self.event_shape)}")
+            raise NotImplementedError(
+                f"cdf is defined for scalar-event mixtures only; this one has event shape {tuple(self.event_shape)}"
+            )
         if self._validate_args:
             self._validate_sample(value)
         family, locs, scales, logits, shape_params = self._mixture_parameters()
@@ -278,8 +287,15 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
             return full.rsample(torch.Size(sample_shape))
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         x = reparameterized_sample(
-            locs, scales, logits, self.batch_shape, sample_shape, shared_math.resolve_estimator(self.estimator),
-            family=family, shape_params=shape_params, cdf_gradient=self.cdf_gradient,
+            locs,
+            scales,
+            logits,
+            self.batch_shape,
+            sample_shape,
+            shared_math.resolve_estimator(self.estimator),
+            family=family,
+            shape_params=shape_params,
+            cdf_gradient=self.cdf_gradient,
             cdf_gradient_samples=self.cdf_gradient_samples,
         )
         return x if self.event_shape else x[..., 0]

@@ -69,8 +69,8 @@ import math
 import warnings
 import weakref
 
-import torch
 import pyro.ops.jit
+import torch
 from pyro import poutine
 from pyro.distributions.torch_distribution import MaskedDistribution
 from pyro.distributions.util import is_identically_zero
@@ -254,7 +254,9 @@ class Stratified_ELBO(ELBO):
 
     def _get_traces(self, model, guide, args, kwargs):
         if isinstance(poutine.unwrap(guide), Messenger):
-            raise ValueError("Stratified_ELBO does not support GuideMessenger guides; use a guide function or autoguide")
+            raise ValueError(
+                "Stratified_ELBO does not support GuideMessenger guides; use a guide function or autoguide"
+            )
         if self.max_plate_nesting == float("inf"):
             self._guess_max_plate_nesting(model, guide, args, kwargs)
         if self.vectorize_particles:
@@ -275,7 +277,7 @@ class Stratified_ELBO(ELBO):
     @staticmethod
     def _checked_terms(model_trace, guide_trace, strata):
         """:meth:`_terms`, each checked to vary only along plate and stratum axes."""
-        plate_sizes = {}
+        plate_sizes: dict[int, set[int]] = {}
         for trace in (model_trace, guide_trace):
             for _, site in _sample_sites(trace):
                 for frame in site["cond_indep_stack"]:
@@ -294,8 +296,8 @@ class Stratified_ELBO(ELBO):
         return elbo / self.num_particles
 
     def _independent_plates(self, model_trace, guide_trace):
-        """Batch axes of the plates that enclose every sample site, and the subsampling scale
-        :math:`\\prod N/n` of those plates."""
+        r"""Batch axes of the plates that enclose every sample site, and the subsampling scale
+        :math:`\prod N/n` of those plates."""
         frames = None
         for trace in (model_trace, guide_trace):
             for _, site in _sample_sites(trace):
@@ -368,7 +370,10 @@ class Stratified_ELBO(ELBO):
 
             @pyro.ops.jit.trace(ignore_warnings=self.ignore_jit_warnings, jit_options=self.jit_options)
             def compiled_loss(*args, **kwargs):
-                return weakself()._loss(model, guide, args, kwargs)
+                owner = weakself()
+                if owner is None:  # the ELBO was garbage-collected while its compiled loss lives on
+                    raise RuntimeError("Stratified_ELBO: the objective behind this compiled loss no longer exists")
+                return owner._loss(model, guide, args, kwargs)
 
             self._compiled[key] = compiled_loss
         return self._compiled[key](*args, **kwargs)

@@ -37,37 +37,6 @@ from .estimators import (
     sample_vjp,
 )
 from .families import FAMILIES, LocationScaleFamily, get_family
-from .initialization import component_offsets
-from .marginal_quantiles import marginal_quantile
-from .sampled import CDF_GRADIENT_CHOICES, DEFAULT_CDF_GRADIENT_SAMPLES, resolve_cdf_gradient
-from .mixture import (
-    cdf,
-    conditional_log_weights,
-    distributional_transform,
-    log_cdf,
-    log_prob,
-    mean,
-    one_hot,
-    responsibilities,
-    sample_from_noise,
-    variance,
-)
-from .stratified import (
-    Stratum,
-    check_term_axes,
-    component_draws_from_noise,
-    stratified_log_weight,
-    stratified_sum,
-    term_log_weights,
-)
-from .validation import (
-    broadcast_shapes,
-    cdf_gradient_settings,
-    check_parameter_values,
-    check_value_shape,
-    guide_settings,
-    mixture_shapes,
-)
 
 # --- Full-covariance mixtures (``scale_tril``; project issue 12) -------------------------
 from .full_covariance import (
@@ -92,6 +61,37 @@ from .full_covariance import (
     full_covariance_shapes,
     full_covariance_variance,
     resolve_full_covariance_estimator,
+)
+from .initialization import component_offsets
+from .marginal_quantiles import marginal_quantile
+from .mixture import (
+    cdf,
+    conditional_log_weights,
+    distributional_transform,
+    log_cdf,
+    log_prob,
+    mean,
+    one_hot,
+    responsibilities,
+    sample_from_noise,
+    variance,
+)
+from .sampled import CDF_GRADIENT_CHOICES, DEFAULT_CDF_GRADIENT_SAMPLES, resolve_cdf_gradient
+from .stratified import (
+    Stratum,
+    check_term_axes,
+    component_draws_from_noise,
+    stratified_log_weight,
+    stratified_sum,
+    term_log_weights,
+)
+from .validation import (
+    broadcast_shapes,
+    cdf_gradient_settings,
+    check_parameter_values,
+    check_value_shape,
+    guide_settings,
+    mixture_shapes,
 )
 
 __all__ = [

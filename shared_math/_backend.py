@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+from typing import Any
 
 import array_api_compat
 from array_api_compat import (
@@ -201,7 +202,7 @@ def wide_dtype(dtype, xp):
     if is_jax_namespace(xp):
         import jax
 
-        return xp.float64 if jax.config.jax_enable_x64 else dtype
+        return xp.float64 if jax.config.read("jax_enable_x64") else dtype
     return xp.float64
 
 
@@ -305,7 +306,7 @@ def sequential_scan(step, carry, sequences, xp, *, reverse=False):
         return jax.lax.scan(step, carry, tuple(sequences), reverse=reverse)
     length = sequences[0].shape[0]
     order = range(length - 1, -1, -1) if reverse else range(length)
-    collected = [None] * length
+    collected: list[Any] = [None] * length
     for index in order:
         carry, outputs = step(carry, tuple(seq[index, ...] for seq in sequences))
         collected[index] = outputs

@@ -27,6 +27,7 @@ dtype (:func:`continued_fraction_depth`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ._backend import fuses_elementwise, sequential_scan
 
@@ -78,7 +79,7 @@ def evaluate_continued_fraction(coefficients, x, xp, *, alternative=None, select
 
     tail = xp.ones_like(x) if select is None else xp.ones_like(x * select)
     if fuses_elementwise(xp):
-        sequences = (xp.stack(xp.broadcast_arrays(*coefficients)),)
+        sequences: tuple[Any, ...] = (xp.stack(xp.broadcast_arrays(*coefficients)),)
         if differences is not None:
             sequences += (xp.stack(xp.broadcast_arrays(*differences)),)
         tail, _ = sequential_scan(step, tail, sequences, xp, reverse=True)

@@ -77,13 +77,13 @@ from .mixture import exp_of_log, log_softmax
 
 
 class SweepTerms(NamedTuple):
-    """Per-sample quantities of the implicit gradient in the internal layout ``(D, K, ...)``.
+    r"""Per-sample quantities of the implicit gradient in the internal layout ``(D, K, ...)``.
 
-    ``z``: standardized point :math:`z_{kd}`; ``neg_score``: :math:`-\\psi(z_{kd})` (the same
-    array as ``z`` for the Normal); ``inv_scales``: :math:`1/\\sigma_{kd}` (``(D, K, 1...)``, a
+    ``z``: standardized point :math:`z_{kd}`; ``neg_score``: :math:`-\psi(z_{kd})` (the same
+    array as ``z`` for the Normal); ``inv_scales``: :math:`1/\sigma_{kd}` (``(D, K, 1...)``, a
     broadcast view where the parameters have fewer dimensions); ``responsibilities``:
-    :math:`r_{kd}`; ``a_scaled``: :math:`\\tilde a_{kd} = a_{kd}/f_d`.
-    (:math:`\\gamma_{kd} = \\psi(z_{kd})/\\sigma_{kd}` is formed where it is used.)
+    :math:`r_{kd}`; ``a_scaled``: :math:`\tilde a_{kd} = a_{kd}/f_d`.
+    (:math:`\gamma_{kd} = \psi(z_{kd})/\sigma_{kd}` is formed where it is used.)
     """
 
     z: object
@@ -378,9 +378,7 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
     transpose it (reverse mode) and differentiate it again (higher orders).  Returns
     :math:`\dot x` as ``(D, ...)``.
     """
-    scaled_transform_tangent = xp.broadcast_to(
-        scaled_transform_tangent, (terms.z.shape[0],) + tuple(terms.z.shape[2:])
-    )
+    scaled_transform_tangent = xp.broadcast_to(scaled_transform_tangent, (terms.z.shape[0],) + tuple(terms.z.shape[2:]))
     if sweep_block_size(terms.z.shape, xp) > 1:
         return _blocked_forward_sweep(terms, scaled_transform_tangent, xp)
 
@@ -568,5 +566,3 @@ def join_event_blocks(pieces, shape, xp):
             total = total + piece
         return total
     return xp.concat(pieces, axis=-1)
-
-

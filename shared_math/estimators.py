@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ._backend import promote, subnormals_flushed
 from ._sweeps import (
@@ -67,7 +68,9 @@ def _estimator_function(function):
     flushed to zero where the backend allows it
     (:func:`~shared_math._backend.subnormals_flushed`)."""
     array_names = [
-        name for name, parameter in inspect.signature(function).parameters.items() if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+        name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
     ]
     takes_tangents = "shape_dots" in inspect.signature(function).parameters
 
@@ -77,7 +80,9 @@ def _estimator_function(function):
     ):
         unknown = set(named) - set(array_names[len(args) :])
         if unknown or len(args) > len(array_names):
-            raise TypeError(f"{function.__name__}() got unexpected arguments {sorted(unknown) or args[len(array_names):]}")
+            raise TypeError(
+                f"{function.__name__}() got unexpected arguments {sorted(unknown) or args[len(array_names) :]}"
+            )
         if shape_dots is not None and not takes_tangents:
             raise TypeError(f"{function.__name__}() got unexpected argument 'shape_dots'")
         arrays = list(args) + [named.get(name) for name in array_names[len(args) :]]
@@ -229,7 +234,19 @@ def _shape_tangent_terms(terms, layout, scales, family, shape_params, shape_dots
 
 @_estimator_function
 def implicit_jvp(
-    x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, shape_dots, cdf, xp
+    x,
+    locs,
+    scales,
+    logits,
+    locs_dot=None,
+    scales_dot=None,
+    logits_dot=None,
+    *,
+    family,
+    shape_params,
+    shape_dots,
+    cdf,
+    xp,
 ):
     r"""Forward-mode implicit gradient :math:`\dot x = -J^{-1}\,\partial_\theta T\,\dot\theta`.
 
@@ -254,8 +271,14 @@ def implicit_jvp(
             terms, layout, scales, family, shape_params, shape_dots, cdf, xp
         )
     scaled = scaled_transform_tangent(
-        terms, layout, locs_dot, scales_dot, logits_dot, xp,
-        location_velocities=location_velocities, shape_terms=shape_terms,
+        terms,
+        layout,
+        locs_dot,
+        scales_dot,
+        logits_dot,
+        xp,
+        location_velocities=location_velocities,
+        shape_terms=shape_terms,
     )
     return layout.point_back(forward_sweep(terms, scaled, xp))
 
@@ -346,12 +369,15 @@ def hybrid_jvp(
         for v, dot in zip(velocity.shape, shape_dots or ()):
             if dot is not None:
                 x_dot = x_dot + xp.sum(chosen * (scales * v * dot), axis=-2)
-    sampled_location = velocity is not None and velocity.loc is not None
+    location_velocity = None if velocity is None else velocity.loc
+    scale_velocity = None if velocity is None else velocity.scale
     if locs_dot is not None:
-        x_dot = x_dot + xp.sum(chosen * (locs_dot * velocity.loc if sampled_location else locs_dot), axis=-2)
+        x_dot = x_dot + xp.sum(
+            chosen * (locs_dot if location_velocity is None else locs_dot * location_velocity), axis=-2
+        )
     if scales_dot is not None:
-        if sampled_location:
-            x_dot = x_dot + xp.sum(chosen * (scales_dot * velocity.scale), axis=-2)
+        if location_velocity is not None:
+            x_dot = x_dot + xp.sum(chosen * (scales_dot * scale_velocity), axis=-2)
         else:
             x_dot = x_dot + xp.sum(chosen * scales_dot, axis=-2) * noise
     if logits_dot is not None:
@@ -395,9 +421,13 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_param
     for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
         cotangent_block = xp.expand_dims(cotangent_t[start:stop, ...], axis=1)
         locs_block_shape = event_block_shape(locs.shape, start, stop)
-        locs_pieces.append(layout.product_parameter(terms.responsibilities, cotangent_block, locs_block_shape))  # r_k(x) g_d
+        locs_pieces.append(
+            layout.product_parameter(terms.responsibilities, cotangent_block, locs_block_shape)
+        )  # r_k(x) g_d
         locs_bar = terms.responsibilities * cotangent_block
-        scales_pieces.append(layout.parameter(locs_bar * terms.z[start:stop, ...], event_block_shape(scales.shape, start, stop)))
+        scales_pieces.append(
+            layout.parameter(locs_bar * terms.z[start:stop, ...], event_block_shape(scales.shape, start, stop))
+        )
     locs_bar = join_event_blocks(locs_pieces, locs.shape, xp)
     scales_bar = join_event_blocks(scales_pieces, scales.shape, xp)
     shape_bars = ()
@@ -413,7 +443,19 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_param
 
 @_estimator_function
 def rao_blackwell_jvp(
-    x, locs, scales, logits, locs_dot=None, scales_dot=None, logits_dot=None, *, family, shape_params, shape_dots, cdf, xp
+    x,
+    locs,
+    scales,
+    logits,
+    locs_dot=None,
+    scales_dot=None,
+    logits_dot=None,
+    *,
+    family,
+    shape_params,
+    shape_dots,
+    cdf,
+    xp,
 ):
     r"""Forward mode of :func:`rao_blackwell_vjp`:
     :math:`\dot x_d = \sum_k r_k(x)(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd} + \sum_\theta V_{kd}\dot\theta_{kd})
@@ -425,7 +467,8 @@ def rao_blackwell_jvp(
     x_dot = xp.zeros_like(terms.z[:, 0, ...])
     if logits_dot is not None:
         x_dot = forward_sweep(terms, scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)
-    location_velocities, shape_terms = None, ()
+    location_velocities: Any = None
+    shape_terms: Any = ()
     if cdf is not None:
         location_velocities, shape_terms = _shape_tangent_terms(
             terms, layout, scales, family, shape_params, shape_dots, cdf, xp
@@ -455,9 +498,7 @@ class Estimator(NamedTuple):
 
 #: The registry of estimators, by name (what ``estimator=`` accepts besides ``"auto"``).
 ESTIMATORS = {
-    "implicit": Estimator(
-        implicit_vjp, implicit_jvp, False, "Graves' implicit gradient (Eq. 6) for every parameter"
-    ),
+    "implicit": Estimator(implicit_vjp, implicit_jvp, False, "Graves' implicit gradient (Eq. 6) for every parameter"),
     "hybrid": Estimator(
         hybrid_vjp, hybrid_jvp, True, "through the chosen component for locs/scales; implicit for logits"
     ),
@@ -518,7 +559,13 @@ def sample_vjp(
     ``component_one_hot`` and ``noise`` are the draw's random inputs (read by ``"hybrid"``).
     """
     entry = ESTIMATORS[resolve_estimator(estimator)]
-    options = {"family": family, "shape_params": shape_params, "cdf_gradient": cdf_gradient, "cdf_noise": cdf_noise, "xp": xp}
+    options = {
+        "family": family,
+        "shape_params": shape_params,
+        "cdf_gradient": cdf_gradient,
+        "cdf_noise": cdf_noise,
+        "xp": xp,
+    }
     if entry.uses_draw:
         return entry.vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, **options)
     return entry.vjp(x, locs, scales, logits, cotangent, **options)

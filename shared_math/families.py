@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 from ._backend import LOG_SQRT_2PI, has_special, special, wide_dtype
 from ._special import (
@@ -152,7 +153,7 @@ class LocationScaleFamily:
         raise NotImplementedError
 
     def log_normalizer(self, shape, xp):
-        """:math:`\\text{kernel}(z) - \\log g(z)`: a Python float or an array of the shape parameters' shape."""
+        r""":math:`\text{kernel}(z) - \log g(z)`: a Python float or an array of the shape parameters' shape."""
         return 0.0
 
     def log_density(self, z, shape, xp):
@@ -278,7 +279,7 @@ class LocationScaleFamily:
         shape parameters: :math:`\sigma v_\theta`).
         """
         t = points
-        location_scale_terms = ()
+        location_scale_terms: tuple[Any, ...] = ()
         if location_scale:
             neg_score = self.neg_score(t, shape, xp)
             location_scale_terms = (neg_score, t * neg_score - 1.0)
@@ -328,7 +329,7 @@ def normal_tail_limit(dtype, xp):
     return _normal_tail_limit(float(xp.finfo(dtype).smallest_normal))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _normal_tail_limit(smallest_normal):
     floor = math.e * smallest_normal
     low, high = 0.0, 40.0
@@ -441,7 +442,7 @@ class Cauchy(LocationScaleFamily):
         return math.inf
 
     def tail_sample(self, z, shape, side, uniform, xp):
-        """The Lomax proposal of :func:`lomax_tail` with :math:`\\nu = 1`; points ``(sign, log |t|)``."""
+        r"""The Lomax proposal of :func:`lomax_tail` with :math:`\nu = 1`; points ``(sign, log |t|)``."""
         log_r, log_weight = lomax_tail(xp.abs(z), xp.ones_like(z), uniform, xp)
         return (side, log_r), log_weight
 
@@ -546,7 +547,7 @@ class StudentT(LocationScaleFamily):
         return (df + 1.0) * z / (df + z * z)
 
     def _log_tail(self, z, df, xp):
-        """``(sign, log t, central)``: sign of the tail and :math:`\\log t`; ``central`` is 1.0
+        r"""``(sign, log t, central)``: sign of the tail and :math:`\log t`; ``central`` is 1.0
         where the swapped fraction was used."""
         half_df = 0.5 * df
         lgamma = special("lgamma", xp)
@@ -621,9 +622,12 @@ class StudentT(LocationScaleFamily):
         :math:`h_\sigma = (\nu+1)\frac{r^2}{1+r^2} - 1`, :math:`h_\nu` as in :meth:`_df_score`."""
         (df,) = shape
         sign, log_r = points
-        terms = ()
+        terms: tuple[Any, ...] = ()
         if location_scale:
-            terms = (sign * ((df + 1.0) / xp.sqrt(df)) / (2.0 * xp.cosh(log_r)), (df + 1.0) * _sigmoid(2.0 * log_r, xp) - 1.0)
+            terms = (
+                sign * ((df + 1.0) / xp.sqrt(df)) / (2.0 * xp.cosh(log_r)),
+                (df + 1.0) * _sigmoid(2.0 * log_r, xp) - 1.0,
+            )
         return terms + (self._df_score(log_r, df, xp),)
 
 
@@ -758,7 +762,9 @@ class Gamma(LocationScaleFamily):
         log_t_power = log_z + xp.log(uniform) / a
         log_weight_power = log_z - xp.log(a) + z - xp.exp(log_t_power)
         power = lower & (a < 1.0)
-        return xp.where(power, log_t_power, log_t_exponential), xp.where(power, log_weight_power, log_weight_exponential)
+        return xp.where(power, log_t_power, log_t_exponential), xp.where(
+            power, log_weight_power, log_weight_exponential
+        )
 
     def draw_points(self, t, shape, xp):
         return xp.log(self._positive(t, xp))
@@ -905,7 +911,9 @@ class Beta(LocationScaleFamily):
 
     def tail_integrands(self, points, shape, xp, location_scale):
         if location_scale:
-            raise ValueError("the beta family's support moves with loc and scale: Eq. 9 holds for its shape parameters only")
+            raise ValueError(
+                "the beta family's support moves with loc and scale: Eq. 9 holds for its shape parameters only"
+            )
         log_t, log_u = points
         first, second = self._score_constants(shape, xp)
         return log_t + first, log_u + second

@@ -86,7 +86,7 @@ mentioned there as possible but not worked out.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import array_api_compat
 from array_api_compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
@@ -397,7 +397,7 @@ def _diagonal_event_major(tril, xp):
 
 
 class _Whitened(NamedTuple):
-    """``eps`` :math:`\\varepsilon_{kd}` ``(D, K, P, Q)``; ``log_normal`` :math:`\\log N_{kd}`
+    r"""``eps`` :math:`\varepsilon_{kd}` ``(D, K, P, Q)``; ``log_normal`` :math:`\log N_{kd}`
     ``(D, K, P, Q)``; ``log_pi`` ``(1, K, P, 1)``; ``tril`` :math:`L` ``(K, P, D, D)`` (lower
     triangle only); ``diagonal`` :math:`L_{k,dd}` ``(D, K, P, 1)``."""
 
@@ -425,7 +425,7 @@ def _whiten(x, locs, scale_tril, logits, layout, xp):
 
 
 def _cumulative_over_event(values, xp, exclusive=False):
-    """Sum over :math:`j\\le d` (or :math:`j<d`) along axis 0 of ``(D, ...)``, as one matrix
+    r"""Sum over :math:`j\le d` (or :math:`j<d`) along axis 0 of ``(D, ...)``, as one matrix
     product with a triangle of ones (a cumulative sum along the leading axis is several
     times slower in torch; this stays :math:`O(D^2)` per column like the rest)."""
     shape = tuple(values.shape)
@@ -443,7 +443,7 @@ def full_covariance_log_prob(x, locs, scale_tril, logits, *, xp=None):
 
 
 def _log_weights(white, xp):
-    """:math:`\\log w_{kd}` ``(D, K, P, Q)`` (Eq. FC2)."""
+    r""":math:`\log w_{kd}` ``(D, K, P, Q)`` (Eq. FC2)."""
     before = white.log_pi + _cumulative_over_event(white.log_normal, xp, exclusive=True)
     return before - logsumexp(before, 1, xp, keepdims=True)
 
@@ -508,9 +508,7 @@ def full_covariance_component_samples(locs, scale_tril, noise, *, xp=None):
     """
     xp, (locs, scale_tril, noise) = promote(locs, scale_tril, noise, xp=xp)
     num_components, event_size = locs.shape[-2:]
-    layout = _Layout(
-        tuple(noise.shape)[:-2], (locs.shape[:-2], scale_tril.shape[:-3]), num_components, event_size, xp
-    )
+    layout = _Layout(tuple(noise.shape)[:-2], (locs.shape[:-2], scale_tril.shape[:-3]), num_components, event_size, xp)
     tril = xp.tril(layout.scale_tril(scale_tril))
     moved = xp.matmul(tril, _matrices(layout.per_sample_component_vectors(noise), xp))
     return layout.per_sample_component_vectors_back(layout.locs(locs) + xp.permute_dims(moved, (2, 0, 1, 3)))
@@ -692,7 +690,8 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
     carry = xp.zeros_like(terms.eps[:1, ...])
     block = jax_sweep_block_size(size_d) if scan else sweep_block_size(size_d)
     later = None  # y of the dimensions already swept, (D - stop, K, P, Q)
-    carry_blocks, u_blocks = [], []
+    carry_blocks: list[Any] = []
+    u_blocks: list[Any] = []
     for stop in range(size_d, 0, -block):
         start = max(0, stop - block)
         if later is None:
@@ -728,8 +727,9 @@ def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u):
     size = slices[0].shape[0]
     u_steps, y_steps, carry_steps = [None] * size, [None] * size, [None] * size
     for offset in range(size - 1, -1, -1):
-        at = tuple(a[offset : offset + 1, ...] for a in slices)
-        u, y, new_carry = _reverse_step(*at, rest[offset : offset + 1, ...], carry, xp)
+        g_i, eps_inv_i, responsibilities_i, a_i, share_i = (a[offset : offset + 1, ...] for a in slices)
+        s_i = rest[offset : offset + 1, ...]
+        u, y, new_carry = _reverse_step(g_i, eps_inv_i, responsibilities_i, a_i, share_i, s_i, carry, xp)
         u_steps[offset], y_steps[offset], carry_steps[offset] = u, y, carry
         carry = new_carry
         if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
@@ -746,8 +746,8 @@ def _reverse_block_scan(slices, rows, rest, carry, xp):
 
     def step(state, step_slices):
         carry, rest = state
-        *at, row = step_slices
-        u, y, new_carry = _reverse_step(*at, rest[:1, ...], carry, xp)
+        g_i, eps_inv_i, responsibilities_i, a_i, share_i, row = step_slices
+        u, y, new_carry = _reverse_step(g_i, eps_inv_i, responsibilities_i, a_i, share_i, rest[:1, ...], carry, xp)
         return (new_carry, _shift_down(rest, xp) + row * y), (u, y, carry)
 
     sequences = tuple(a[:, None, ...] for a in slices) + (shifted,)
@@ -882,8 +882,7 @@ def _forward_sweep_scan(terms, t, columns, xp):
             return (new_carry, _shift_down(rest, xp) + column * eta), (x_dot, eta)
 
         sequences = tuple(
-            a[start:stop, None, ...]
-            for a in (t, terms.responsibilities, terms.a_scaled, terms.eps, terms.inv_diagonal)
+            a[start:stop, None, ...] for a in (t, terms.responsibilities, terms.a_scaled, terms.eps, terms.inv_diagonal)
         ) + (shifted,)
         (carry, _), (x_dot, eta) = sequential_scan(step, (carry, rest), sequences, xp)
         x_dot_blocks.append(x_dot[:, 0, ...])
@@ -1037,7 +1036,17 @@ def _moved_by(layout, locs_dot, scale_tril_dot, directions, xp):
 
 @flushing_subnormals
 def full_covariance_hybrid_jvp(
-    x, locs, scale_tril, logits, component_one_hot, noise, locs_dot=None, scale_tril_dot=None, logits_dot=None, *, xp=None
+    x,
+    locs,
+    scale_tril,
+    logits,
+    component_one_hot,
+    noise,
+    locs_dot=None,
+    scale_tril_dot=None,
+    logits_dot=None,
+    *,
+    xp=None,
 ):
     r"""Forward mode of :func:`full_covariance_hybrid_vjp`:
     :math:`\dot x = \dot\mu_k + \dot L_k\varepsilon + \dot x^{\text{implicit}}(\dot\ell)`."""
@@ -1125,9 +1134,7 @@ def resolve_full_covariance_estimator(estimator):
     return estimator
 
 
-def full_covariance_sample_vjp(
-    estimator, x, locs, scale_tril, logits, component_one_hot, noise, cotangent, *, xp=None
-):
+def full_covariance_sample_vjp(estimator, x, locs, scale_tril, logits, component_one_hot, noise, cotangent, *, xp=None):
     """``(locs_bar, scale_tril_bar, logits_bar)`` of a draw under a concrete ``estimator``
     (one signature for all three; ``component_one_hot``/``noise`` are read by ``"hybrid"``)."""
     if estimator == "hybrid":

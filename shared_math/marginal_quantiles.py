@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 
-from ._backend import sequential_scan
-from ._backend import promote
+from ._backend import promote, sequential_scan
 from .mixture import log_cdf
 
 #: Half-width of the bisection bracket in units of the component scales.

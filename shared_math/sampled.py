@@ -51,7 +51,7 @@ Measured in ``docs/estimators.md`` ("Shape parameters: Graves' Eq. 9/10") by
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .families import get_family
 
@@ -128,13 +128,15 @@ def tail_velocities(family, z, shape, uniforms, *, location_scale=False, xp):
     count = len(uniforms)
     side = family.tail_side(z, shape, xp)
     bound = 0.5 * math.log(float(xp.finfo(z.dtype).max))
-    totals = None
+    if count < 1:
+        raise ValueError("uniforms: at least one inner draw is needed")
+    totals: list[Any] = []
     for index in range(count):
         uniform = stratified_uniforms(uniforms[index], index, count, xp)
         points, log_weight = family.tail_sample(z, shape, side, uniform, xp)
         weight = xp.exp(xp.clip(log_weight, max=bound))
         terms = [weight * h for h in family.tail_integrands(points, shape, xp, location_scale)]
-        totals = terms if totals is None else [a + b for a, b in zip(totals, terms)]
+        totals = [a + b for a, b in zip(totals, terms)] if totals else terms
     return tuple(side * (total / count) for total in totals)
 
 
@@ -155,12 +157,16 @@ def rejection_velocities(family, z, shape, draws, *, location_scale=False, xp):
     count = len(draws)
     log_density = family.log_density(z, shape, xp)
     inverse_density = xp.exp(xp.clip(-log_density, max=0.9 * math.log(float(xp.finfo(z.dtype).max))))
-    totals = None
+    if count < 1:
+        raise ValueError("draws: at least one inner draw is needed")
+    totals: list[Any] = []
     for index in range(count):
         t = draws[index]
         accepted = xp.astype(t <= z, z.dtype)
-        terms = [accepted * h for h in family.tail_integrands(family.draw_points(t, shape, xp), shape, xp, location_scale)]
-        totals = terms if totals is None else [a + b for a, b in zip(totals, terms)]
+        terms = [
+            accepted * h for h in family.tail_integrands(family.draw_points(t, shape, xp), shape, xp, location_scale)
+        ]
+        totals = [a + b for a, b in zip(totals, terms)] if totals else terms
     return tuple(-(total / count) * inverse_density for total in totals)
 
 

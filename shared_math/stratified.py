@@ -65,10 +65,10 @@ from .mixture import logsumexp
 
 
 class Stratum(NamedTuple):
-    """One stratified mixture site.
+    r"""One stratified mixture site.
 
     ``name``: the site's name (for messages).  ``dim``: its stratum axis, a negative batch
-    axis.  ``log_weights``: :math:`\\log\\pi` laid out along the batch axes, size :math:`K` at
+    axis.  ``log_weights``: :math:`\log\pi` laid out along the batch axes, size :math:`K` at
     ``dim`` and the site's own batch axes (plates, particles, earlier stratum axes it depends
     on) to the right.  ``axis_names``: optional ``{axis: plate name}`` used in messages.
     """

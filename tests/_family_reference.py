@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import math
 
+import _reference as ref
 import numpy as np
 import scipy.special
 import scipy.stats
 import torch
-
-import _reference as ref
 
 FLOAT = torch.float64
 FAMILY_NAMES = ("normal", "logistic", "laplace", "cauchy", "gumbel", "student_t")
@@ -97,7 +96,9 @@ class _ShapeCDF(torch.autograd.Function):
         lower, upper = scipy_lower_upper(family, z_np, numpy_params)
         density = torch.exp(log_g(family, z.detach(), *(p.detach() for p in params)))
         if velocities is None:
-            derivatives = [torch.as_tensor(d, dtype=FLOAT) for d in scipy_shape_cdf_derivatives(family, z_np, numpy_params)]
+            derivatives = [
+                torch.as_tensor(d, dtype=FLOAT) for d in scipy_shape_cdf_derivatives(family, z_np, numpy_params)
+            ]
         else:
             derivatives = [-density * v for v in velocities]
         ctx.save_for_backward(density, *derivatives)
@@ -135,8 +136,10 @@ def log_g(family, z, *shape):
         a, b = shape
         inside = (z > 0) & (z < 1)
         safe = torch.where(inside, z, torch.full_like(z, 0.5))
-        value = (a - 1.0) * torch.log(safe) + (b - 1.0) * torch.log1p(-safe) - (
-            torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+        value = (
+            (a - 1.0) * torch.log(safe)
+            + (b - 1.0) * torch.log1p(-safe)
+            - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
         )
         return torch.where(inside, value, torch.full_like(value, -math.inf))
     raise ValueError(family)
@@ -150,7 +153,9 @@ def cdf_g(family, z, *shape, velocities=None):
     if family == "logistic":
         return torch.sigmoid(z)
     if family == "laplace":
-        return torch.where(z < 0, 0.5 * torch.exp(torch.clamp(z, max=0.0)), 1.0 - 0.5 * torch.exp(-torch.clamp(z, min=0.0)))
+        return torch.where(
+            z < 0, 0.5 * torch.exp(torch.clamp(z, max=0.0)), 1.0 - 0.5 * torch.exp(-torch.clamp(z, min=0.0))
+        )
     if family == "cauchy":
         return 0.5 + torch.atan(z) / math.pi
     if family == "gumbel":
@@ -192,9 +197,9 @@ def sample(rng, family, locs, scales, logits, df=None, sample_shape=(), shape=No
     component = np.minimum(np.sum(uniform > np.cumsum(probs, axis=-1), axis=-1), num_components - 1)
     if params:
         chosen = [
-            np.take_along_axis(np.broadcast_to(p, full + (num_components, event_size)), component[..., None, None], axis=-2)[
-                ..., 0, :
-            ]
+            np.take_along_axis(
+                np.broadcast_to(p, full + (num_components, event_size)), component[..., None, None], axis=-2
+            )[..., 0, :]
             for p in params
         ]
         noise = scipy_distribution(family, shape=chosen).rvs(random_state=rng)
@@ -284,11 +289,15 @@ def distributional_transform(family, x, locs, scales, logits, df=None, *, shape=
     return ref._n(torch.stack(values).reshape(sample_shape + (flat[0].shape[-1],)))
 
 
-def implicit_vjp(family, x, locs, scales, logits, cotangent, df=None, *, shape=None, shape_gradients=False, velocities=None):
+def implicit_vjp(
+    family, x, locs, scales, logits, cotangent, df=None, *, shape=None, shape_gradients=False, velocities=None
+):
     r"""``(locs_bar, scales_bar, logits_bar)`` by the triangular solve :math:`J^\top v = g`, plus
     the tuple of shape-parameter gradients with ``shape_gradients``."""
     params = _shape(df, shape)
-    jac = Jacobians(family, x, locs, scales, logits, shape=params, shape_gradients=shape_gradients, velocities=velocities)
+    jac = Jacobians(
+        family, x, locs, scales, logits, shape=params, shape_gradients=shape_gradients, velocities=velocities
+    )
     num_components, event_size = np.shape(locs)[-2:]
     g = ref._t(cotangent).expand(jac.sample_shape + (event_size,)).reshape(-1, event_size, 1)
     v = torch.linalg.solve_triangular(jac.x.transpose(-1, -2), g, upper=True)[..., 0]
@@ -310,8 +319,21 @@ def implicit_vjp(family, x, locs, scales, logits, cotangent, df=None, *, shape=N
     return result + (shape_bars,)
 
 
-def implicit_jvp(family, x, locs, scales, logits, locs_dot, scales_dot, logits_dot, df=None, *, shape=None, shape_dots=None,
-                 velocities=None):
+def implicit_jvp(
+    family,
+    x,
+    locs,
+    scales,
+    logits,
+    locs_dot,
+    scales_dot,
+    logits_dot,
+    df=None,
+    *,
+    shape=None,
+    shape_dots=None,
+    velocities=None,
+):
     r""":math:`\dot x = -J^{-1}(\partial T/\partial\theta)\dot\theta` per sample (``shape_dots``: one
     tangent per shape parameter)."""
     params = _shape(df, shape)
@@ -319,9 +341,10 @@ def implicit_jvp(family, x, locs, scales, logits, locs_dot, scales_dot, logits_d
     jac = Jacobians(family, x, locs, scales, logits, shape=params, shape_gradients=with_shape, velocities=velocities)
     num_components, event_size = np.shape(locs)[-2:]
     full_kd = jac.sample_shape + (num_components, event_size)
-    dots = [ref._t(a).expand(s).reshape((-1,) + s[len(jac.sample_shape) :]) for a, s in (
-        (locs_dot, full_kd), (scales_dot, full_kd), (logits_dot, jac.sample_shape + (num_components,))
-    )]
+    dots = [
+        ref._t(a).expand(s).reshape((-1,) + s[len(jac.sample_shape) :])
+        for a, s in ((locs_dot, full_kd), (scales_dot, full_kd), (logits_dot, jac.sample_shape + (num_components,)))
+    ]
     transform_dot = (
         torch.einsum("ndke,nke->nd", jac.locs, dots[0])
         + torch.einsum("ndke,nke->nd", jac.scales, dots[1])
@@ -349,7 +372,9 @@ def rao_blackwell_locs_scales(family, x, locs, scales, logits, cotangent, df=Non
     r, z = responsibilities(family, x, locs, scales, logits, df, shape=shape)
     g = ref._t(cotangent)[..., None, :]
     locs_bar = r[..., None] * g
-    return ref._n(ref._sum_to_shape(locs_bar, np.shape(locs))), ref._n(ref._sum_to_shape(locs_bar * z, np.shape(scales)))
+    return ref._n(ref._sum_to_shape(locs_bar, np.shape(locs))), ref._n(
+        ref._sum_to_shape(locs_bar * z, np.shape(scales))
+    )
 
 
 def velocity_gradients(weights, cotangent, scales, velocities, shapes):
@@ -395,8 +420,17 @@ def family_case(family, name, num_components, event_size, seed):
         shape = tuple(np.exp(rng.uniform(math.log(0.3), math.log(10.0), scales_shape)) for _ in range(2))
     x, component, noise = sample(rng, family, locs, scales, logits, sample_shape=sample_shape, shape=shape)
     cotangent = rng.standard_normal(x.shape)
-    return dict(locs=locs, scales=scales, logits=logits, df=df, shape=shape, x=x, component=component, noise=noise,
-                cotangent=cotangent)
+    return dict(
+        locs=locs,
+        scales=scales,
+        logits=logits,
+        df=df,
+        shape=shape,
+        x=x,
+        component=component,
+        noise=noise,
+        cotangent=cotangent,
+    )
 
 
 # ----------------------------------------------------------------------------------------

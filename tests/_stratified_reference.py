@@ -62,7 +62,7 @@ def one_d_log_joint(z, problem=ONE_D):
 
 
 def mixture_log_density_1d(z, locs, scales, logits):
-    """:math:`\\log\\sum_k\\pi_k N(z; \\mu_k, \\sigma_k^2)` on 1-D points ``z``."""
+    r""":math:`\log\sum_k\pi_k N(z; \mu_k, \sigma_k^2)` on 1-D points ``z``."""
     log_weights = logits - logsumexp(logits)
     return logsumexp(log_weights[:, None] + norm.logpdf(z[None, :], locs[:, 0, None], scales[:, 0, None]), axis=0)
 

@@ -9,13 +9,13 @@ each adapter's gradient glue: ``pyro_gmm``'s ``torch.autograd.Function`` and
 
 from __future__ import annotations
 
+import _reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 
-import _reference as ref
 import shared_math
 from numpyro_gmm import _sampling as numpyro_glue
 from pyro_gmm.distribution import _MixtureSample
@@ -52,7 +52,9 @@ def numpyro_gradients(estimator, params, one_hot, noise, cotangent):
 def test_same_draws_same_gradients(estimator, event_size):
     rng = np.random.default_rng(event_size)
     num_components = 3
-    params = ref.random_parameters(rng, (2, num_components, event_size), (num_components, event_size), (2, num_components))
+    params = ref.random_parameters(
+        rng, (2, num_components, event_size), (num_components, event_size), (2, num_components)
+    )
     _, component, noise = ref.sample_mixture(rng, *params, (5,))
     one_hot = ref.one_hot(component, num_components)
     cotangent = rng.standard_normal(noise.shape)
@@ -87,7 +89,10 @@ def test_autoguides_start_from_the_same_offset_pattern():
     )
     pyro_guide()
     numpyro_guide = numpyro_gmm.AutoDiagonalNormalMixture(
-        numpyro_model, num_components=4, init_loc_fn=numpyro_init_to_value(values={"z": jnp.asarray(start)}), init_scale=0.3
+        numpyro_model,
+        num_components=4,
+        init_loc_fn=numpyro_init_to_value(values={"z": jnp.asarray(start)}),
+        init_scale=0.3,
     )
     with numpyro.handlers.seed(rng_seed=0):
         numpyro_guide()

@@ -305,7 +305,9 @@ def test_marginal_quantiles_method_in_both_adapters():
     locs, scales, logits = torch_parameters(num_components=3, event_size=2, batch_shape=(2,), seed=12)
     q = [0.0, 0.25, 0.9, 1.0, 2.0]
     pyro_values = pyro_gmm.DiagNormalMixture(locs, scales, logits).marginal_quantiles(q)
-    numpyro_values = numpyro_gmm.DiagNormalMixture(*(jnp.asarray(t.numpy()) for t in (locs, scales, logits))).marginal_quantiles(q)
+    numpyro_values = numpyro_gmm.DiagNormalMixture(
+        *(jnp.asarray(t.numpy()) for t in (locs, scales, logits))
+    ).marginal_quantiles(q)
     assert pyro_values.shape == (5, 2, 2)
     np.testing.assert_allclose(pyro_values.numpy(), np.asarray(numpyro_values), rtol=1e-12, equal_nan=True)
     assert torch.all(pyro_values[0] == -math.inf) and torch.all(pyro_values[3] == math.inf)
@@ -334,9 +336,13 @@ def test_log_prob_wrong_event_size_raises_the_same_value_error():
             ).log_prob(bad_torch),
             lambda: numpyro_gmm.DiagNormalMixture(*arrays, validate_args=validate).log_prob(bad_jax),
             lambda: numpyro_gmm.ReparamMixtureSameFamily(
-                ndist.CategoricalLogits(arrays[2]), ndist.Normal(arrays[0], arrays[1]).to_event(1), validate_args=validate
+                ndist.CategoricalLogits(arrays[2]),
+                ndist.Normal(arrays[0], arrays[1]).to_event(1),
+                validate_args=validate,
             ).log_prob(bad_jax),
-            lambda: jax.jit(lambda v: numpyro_gmm.DiagNormalMixture(*arrays, validate_args=validate).log_prob(v))(bad_jax),
+            lambda: jax.jit(lambda v: numpyro_gmm.DiagNormalMixture(*arrays, validate_args=validate).log_prob(v))(
+                bad_jax
+            ),
         ]
         for candidate in candidates:
             with pytest.raises(ValueError, match=r"value has shape \(5, 2\).*event shape \(3,\)") as error:
@@ -417,7 +423,10 @@ def test_pyro_infer_shapes(locs_shape, scales_shape, logits_shape):
     )
     for arguments in (
         (swap_in.mixture_distribution, swap_in.component_distribution),
-        (swap_in.mixture_distribution.batch_shape, (swap_in.component_distribution.batch_shape, swap_in.component_distribution.event_shape)),
+        (
+            swap_in.mixture_distribution.batch_shape,
+            (swap_in.component_distribution.batch_shape, swap_in.component_distribution.event_shape),
+        ),
     ):
         assert pyro_gmm.ReparamMixtureSameFamily.infer_shapes(*arguments) == (swap_in.batch_shape, swap_in.event_shape)
 
@@ -494,7 +503,9 @@ def test_numpyro_validates_constant_parameters_inside_jit(bad, name, container):
 
     @jax.jit
     def traced(scale, x):
-        return numpyro_gmm.DiagNormalMixture(jnp.zeros((2, 2)), scale * jnp.ones((2, 2)), jnp.zeros(2), validate_args=True).log_prob(x)
+        return numpyro_gmm.DiagNormalMixture(
+            jnp.zeros((2, 2)), scale * jnp.ones((2, 2)), jnp.zeros(2), validate_args=True
+        ).log_prob(x)
 
     assert np.isnan(traced(-1.0, jnp.zeros(2)))  # traced: not checked, log(scale) is NaN
     with pytest.raises(ValueError, match="Normal distribution got invalid scale"):

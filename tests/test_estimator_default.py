@@ -74,7 +74,9 @@ def test_single_component_is_the_reparameterization_trick(event_size, backend):
     locs_bar = g, scales_bar = g·ε, logits_bar = 0 per sample (r_1(x) = 1 and z_1 = ε)."""
     rng = np.random.default_rng(event_size)
     num_samples = 64
-    mixture = study.Mixture(rng.standard_normal((1, event_size)), np.exp(rng.standard_normal((1, event_size))), np.array([0.3]))
+    mixture = study.Mixture(
+        rng.standard_normal((1, event_size)), np.exp(rng.standard_normal((1, event_size))), np.array([0.3])
+    )
     draws = study.draw(mixture, num_samples, rng)
     cotangent = rng.standard_normal((num_samples, event_size))
     locs, scales, logits = study.per_sample_parameters(mixture, num_samples)
@@ -83,7 +85,10 @@ def test_single_component_is_the_reparameterization_trick(event_size, backend):
         torch = pytest.importorskip("torch")
         arrays = tuple(torch.asarray(np.ascontiguousarray(a), dtype=torch.float64) for a in arrays)
     x, locs, scales, logits, one_hot, noise, g = arrays
-    results = {name: shared_math.sample_vjp(name, x, locs, scales, logits, one_hot, noise, g) for name in shared_math.ESTIMATORS}
+    results = {
+        name: shared_math.sample_vjp(name, x, locs, scales, logits, one_hot, noise, g)
+        for name in shared_math.ESTIMATORS
+    }
     assert len(results) >= 3
     for name, (locs_bar, scales_bar, logits_bar) in results.items():
         locs_bar, scales_bar, logits_bar = (np.asarray(a) for a in (locs_bar, scales_bar, logits_bar))
@@ -124,7 +129,12 @@ def test_neither_implicit_nor_hybrid_alone_meets_the_bound_at_d2(rows_by_event_s
     bound), measured 6.6 and 85 on these draws."""
     rows = rows_by_event_size[2]
     for estimator, separation in (("hybrid", "mixed"), ("implicit", "separated")):
-        worst = max(study.ratio_to_better(row, estimator, group) for row in rows if row.separation == separation for group in ("locs", "scales"))
+        worst = max(
+            study.ratio_to_better(row, estimator, group)
+            for row in rows
+            if row.separation == separation
+            for group in ("locs", "scales")
+        )
         assert worst > 3.0, (estimator, separation, worst)
 
 
@@ -135,7 +145,10 @@ def test_rao_blackwell_is_never_noisier_than_hybrid(rows_by_event_size):
     for rows in rows_by_event_size.values():
         for row in rows:
             for group in ("locs", "scales"):
-                assert row.variance["rao_blackwell", group] <= 1.02 * row.variance["hybrid", group], (_describe(row), group)
+                assert row.variance["rao_blackwell", group] <= 1.02 * row.variance["hybrid", group], (
+                    _describe(row),
+                    group,
+                )
 
 
 def test_rao_blackwell_is_the_implicit_gradient_at_d1():
@@ -187,7 +200,15 @@ def test_per_sample_gradients_sum_to_the_batch_vjp(family):
     assert set(per_sample) == set(shared_math.ESTIMATORS)
     for name, gradients in per_sample.items():
         batch = shared_math.sample_vjp(
-            name, draws.x, mixture.locs, mixture.scales, mixture.logits, draws.one_hot, draws.noise, cotangent, **mixture.options
+            name,
+            draws.x,
+            mixture.locs,
+            mixture.scales,
+            mixture.logits,
+            draws.one_hot,
+            draws.noise,
+            cotangent,
+            **mixture.options,
         )
         for one, total in zip(gradients, batch):
             assert one.shape[0] == 200
@@ -272,7 +293,9 @@ def test_rao_blackwell_is_never_noisier_than_hybrid_for_student_t(num_components
         np.testing.assert_allclose(conditional_mean[i], rao_blackwell[i], rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("family, shape_params", [("normal", ()), ("student_t", (3.0,)), ("gumbel", ()), ("laplace", ())])
+@pytest.mark.parametrize(
+    "family, shape_params", [("normal", ()), ("student_t", (3.0,)), ("gumbel", ()), ("laplace", ())]
+)
 def test_cosine_exact_gradient_for_families(family, shape_params):
     """The study's closed-form E[cos(ω·x)] (characteristic functions) against numerical
     integration over the standardized density g (D = 1, K = 2; 1e-7 absolute), and its
@@ -294,7 +317,10 @@ def test_cosine_exact_gradient_for_families(family, shape_params):
 
     one_d = study.make_mixture(2, 1, 2.0, seed=1).with_family(family, shape_params)
     objective = study.Cosine(np.array([1.3]))
-    integral = sum(p * expected_cosine(1.3 * mu, 1.3 * sigma) for p, mu, sigma in zip(one_d.probs, one_d.locs[:, 0], one_d.scales[:, 0]))
+    integral = sum(
+        p * expected_cosine(1.3 * mu, 1.3 * sigma)
+        for p, mu, sigma in zip(one_d.probs, one_d.locs[:, 0], one_d.scales[:, 0])
+    )
     assert objective.exact_value(one_d) == pytest.approx(integral, abs=1e-7)
     mixture = study.make_mixture(2, 3, 2.0, seed=2).with_family(family, shape_params)
     objective = study.Cosine(np.array([0.9, -0.4, 1.2]))

@@ -118,7 +118,8 @@ def test_vae_quick(tmp_path, name):
 
 
 @pytest.mark.parametrize(
-    "framework", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)]  # NumPyro: 3 x 2 compilations
+    "framework",
+    ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)],  # NumPyro: 3 x 2 compilations
 )
 def test_vae_missing_digits_quick(tmp_path, framework):
     example = load_example("vae_missing_digits")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 
+import _family_reference as fref
+import _reference as ref
 import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
 
-import _family_reference as fref
-import _reference as ref
 import shared_math
 import shared_math.estimators
 from shared_math import families
@@ -110,7 +110,9 @@ def _betainc_grid():
     rng = np.random.default_rng(0)
     a = np.exp(rng.uniform(math.log(0.05), math.log(100.0), 4000))
     b = np.exp(rng.uniform(math.log(0.05), math.log(100.0), 4000))
-    x = np.concatenate([rng.uniform(0, 1, 3000), 10.0 ** rng.uniform(-30, -1, 500), 1 - 10.0 ** rng.uniform(-15, -1, 500)])
+    x = np.concatenate(
+        [rng.uniform(0, 1, 3000), 10.0 ** rng.uniform(-30, -1, 500), 1 - 10.0 ** rng.uniform(-15, -1, 500)]
+    )
     return a, b, x
 
 
@@ -162,7 +164,9 @@ def _check_all_estimators(xp, family, data, rtol=1e-9):
         ref.assert_close(xp.to_numpy(g), w, rtol, floor=1e-3, what=f"{family} rao_blackwell {name}")
     # hybrid: through the chosen component, implicit logits
     one_hot = xp.asarray(ref.one_hot(data["component"], data["locs"].shape[-2]))
-    hybrid = shared_math.hybrid_vjp(*point, one_hot, xp.asarray(data["noise"]), xp.asarray(data["cotangent"]), **options)
+    hybrid = shared_math.hybrid_vjp(
+        *point, one_hot, xp.asarray(data["noise"]), xp.asarray(data["cotangent"]), **options
+    )
     chosen = ref.chosen_component_vjp(
         data["component"], data["noise"], data["cotangent"], data["locs"].shape, data["scales"].shape
     )
@@ -186,7 +190,9 @@ def _check_all_estimators(xp, family, data, rtol=1e-9):
         assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10), (family, estimator)
 
 
-BACKEND_CASES = [(backend, case) for backend in ("numpy", "torch") for case in ("unbatched", "broadcast", "shared_scales")]
+BACKEND_CASES = [
+    (backend, case) for backend in ("numpy", "torch") for case in ("unbatched", "broadcast", "shared_scales")
+]
 BACKEND_CASES += [("jax", "broadcast"), ("strict", "broadcast")]  # eager JAX compiles every primitive: one case
 
 
@@ -218,8 +224,13 @@ def test_single_component_is_the_reparameterization_trick(xp, family):
     one_hot = xp.asarray(np.ones(data["x"].shape[:-1] + (1,)))
     for estimator in shared_math.ESTIMATORS:
         locs_bar, scales_bar, logits_bar = shared_math.sample_vjp(
-            estimator, *point, one_hot, xp.asarray(data["noise"]), xp.asarray(data["cotangent"]),
-            family=family, shape_params=_shape_params(data, xp),
+            estimator,
+            *point,
+            one_hot,
+            xp.asarray(data["noise"]),
+            xp.asarray(data["cotangent"]),
+            family=family,
+            shape_params=_shape_params(data, xp),
         )
         g = data["cotangent"]
         np.testing.assert_allclose(xp.to_numpy(locs_bar), g.sum(0)[None], rtol=1e-12)
@@ -251,8 +262,14 @@ def test_values_match_the_reference(xp, family):
     dist = fref.scipy_distribution(family, df1) if family == "student_t" else fref.scipy_distribution(family)
     want = np.sum(probs * dist.cdf((grid[..., None] - locs1) / scales1), -1)
     shape1 = () if df1 is None else (xp.asarray(df1),)
-    got = shared_math.cdf(xp.asarray(grid), xp.asarray(locs1), xp.asarray(scales1), xp.asarray(data["logits"]),
-                          family=family, shape_params=shape1)
+    got = shared_math.cdf(
+        xp.asarray(grid),
+        xp.asarray(locs1),
+        xp.asarray(scales1),
+        xp.asarray(data["logits"]),
+        family=family,
+        shape_params=shape1,
+    )
     # 1e-8: values down to 1e-159 come from exp(log G); JAX's log_ndtr is good to 1e-12 absolute there.
     np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-8, atol=1e-300)
 
@@ -297,12 +314,22 @@ def hard_case(family, seed):
     logits = rng.uniform(-30, 30, num_components)
     df = np.exp(rng.uniform(0, math.log(30.0), (num_components, event_size))) if family == "student_t" else None
     x, component, noise = fref.sample(rng, family, locs, scales, logits, df, (64,))
-    return dict(locs=locs, scales=scales, logits=logits, df=df, x=x, component=component, noise=noise,
-                cotangent=rng.standard_normal(x.shape))
+    return dict(
+        locs=locs,
+        scales=scales,
+        logits=logits,
+        df=df,
+        x=x,
+        component=component,
+        noise=noise,
+        cotangent=rng.standard_normal(x.shape),
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("xp, seed", [("numpy", 0), ("numpy", 1), ("torch", 2), ("torch", 3), ("jax", 4)], indirect=["xp"])
+@pytest.mark.parametrize(
+    "xp, seed", [("numpy", 0), ("numpy", 1), ("torch", 2), ("torch", 3), ("jax", 4)], indirect=["xp"]
+)
 def test_float32_hard_parameters_finite_and_close_to_float64(xp, family, seed):
     """Every estimator's float32 vjp is finite and within 1e-3 of float64 (relative per entry,
     down to 1e-3 of the largest entry of each gradient), from the same float32-rounded inputs."""
@@ -317,7 +344,9 @@ def test_float32_hard_parameters_finite_and_close_to_float64(xp, family, seed):
         point = _point(xp, data, dtype)
         extra = (xp.asarray(one_hot, dtype), xp.asarray(data["noise"], dtype), xp.asarray(data["cotangent"], dtype))
         results[dtype] = {
-            estimator: [xp.to_numpy(a).astype(np.float64) for a in shared_math.sample_vjp(estimator, *point, *extra, **options)]
+            estimator: [
+                xp.to_numpy(a).astype(np.float64) for a in shared_math.sample_vjp(estimator, *point, *extra, **options)
+            ]
             for estimator in shared_math.ESTIMATORS
         }
     for estimator, single in results["float32"].items():

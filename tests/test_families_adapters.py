@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+import _family_reference as fref
+import _reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +27,6 @@ import pytest
 import scipy.special
 import torch
 
-import _family_reference as fref
-import _reference as ref
 import numpyro_gmm
 import pyro_gmm
 import shared_math
@@ -154,7 +154,10 @@ def test_hybrid_is_the_chosen_component_gradient_in_both_adapters(family):
 
         args = [jnp.asarray(a) for a in (locs, scales, logits)]
         x_j, grads = jax.jit(
-            lambda *a: (numpyro_mixture(family, *a, df, True, estimator).sample(key, (6,)), jax.grad(pullback, (0, 1, 2))(*a))
+            lambda *a: (
+                numpyro_mixture(family, *a, df, True, estimator).sample(key, (6,)),
+                jax.grad(pullback, (0, 1, 2))(*a),
+            )
         )(*args)
         z_j = (x_j - args[0]) / args[1]
         np.testing.assert_allclose(grads[0], np.sum(g_j, 0, keepdims=True), rtol=1e-12, atol=1e-12)
@@ -275,7 +278,9 @@ def test_values_match_the_frameworks_and_scipy(family):
     stock = pdist.MixtureSameFamily(mixture.mixture_distribution, mixture.component_distribution)
     torch.testing.assert_close(mixture.log_prob(x), stock.log_prob(x), rtol=1e-12, atol=1e-12)
     n_stock = ndist.MixtureSameFamily(n_mixture.mixing_distribution, n_mixture.component_distribution)
-    np.testing.assert_allclose(n_mixture.log_prob(jnp.asarray(x.numpy())), n_stock.log_prob(jnp.asarray(x.numpy())), rtol=1e-12)
+    np.testing.assert_allclose(
+        n_mixture.log_prob(jnp.asarray(x.numpy())), n_stock.log_prob(jnp.asarray(x.numpy())), rtol=1e-12
+    )
     dist = fref.scipy_distribution(family, None if df is None else df[..., 0])
     probs = scipy.special.softmax(logits, -1)
     component_mean, component_variance = dist.stats(moments="mv")

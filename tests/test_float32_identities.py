@@ -25,13 +25,13 @@ relatively, with float64 on cases where every entry is well conditioned (measure
 
 from __future__ import annotations
 
+import _reference as ref
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import _reference as ref
 import shared_math
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -143,8 +143,13 @@ def hard_mixtures(draw):
 
 
 @pytest.mark.parametrize("xp", ["numpy", "torch"], indirect=True)
-@settings(max_examples=40, derandomize=True, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(case=hard_mixtures())
 def test_locs_identity_on_random_hard_mixtures(xp, case):
     r""":math:`\sum_k\bar\mu_{kd} = g_d` per sample in float32 on random hard mixtures (4 eps;
@@ -164,16 +169,25 @@ def test_locs_identity_on_random_hard_mixtures(xp, case):
 #: works with the tails and is the reference.
 FAR_TAIL = {
     "upper_tail_2d": dict(
-        x=[[0.1, 11.5]], locs=[[0.0, 0.0], [1.0, 0.5]], scales=[[1.0, 1.0], [1.0, 1.0]],
-        logits=[0.0, -1.0], cotangent=[[0.3, 1.0]],
+        x=[[0.1, 11.5]],
+        locs=[[0.0, 0.0], [1.0, 0.5]],
+        scales=[[1.0, 1.0], [1.0, 1.0]],
+        logits=[0.0, -1.0],
+        cotangent=[[0.3, 1.0]],
     ),
     "lower_tail_2d": dict(
-        x=[[0.1, -12.0]], locs=[[0.0, 0.0], [1.0, 0.5]], scales=[[1.0, 1.0], [1.0, 1.0]],
-        logits=[0.0, -1.0], cotangent=[[0.3, 1.0]],
+        x=[[0.1, -12.0]],
+        locs=[[0.0, 0.0], [1.0, 0.5]],
+        scales=[[1.0, 1.0], [1.0, 1.0]],
+        logits=[0.0, -1.0],
+        cotangent=[[0.3, 1.0]],
     ),
     "lower_tail_3d": dict(
-        x=[[0.3, -10.5, 0.2]], locs=[[0.0, 0.0, 0.0], [1.0, 0.5, 1.0]], scales=[[1.0, 1.0, 1.0], [1.0, 0.7, 1.0]],
-        logits=[0.0, -1.0], cotangent=[[0.3, 1.0, 0.5]],
+        x=[[0.3, -10.5, 0.2]],
+        locs=[[0.0, 0.0, 0.0], [1.0, 0.5, 1.0]],
+        scales=[[1.0, 1.0, 1.0], [1.0, 0.7, 1.0]],
+        logits=[0.0, -1.0],
+        cotangent=[[0.3, 1.0, 0.5]],
     ),
 }
 

@@ -38,7 +38,12 @@ def test_evidence_by_2d_quadrature_equals_the_1d_integral_in_u():
     r"""In :math:`u=(z_1+z_2)/\sqrt2`, :math:`v=(z_1-z_2)/\sqrt2` the prior factorizes and
     :math:`p(y)=\int N(u;\sqrt2m,1)N(y;u^2,s^2)\,\mathrm du`: the example's 2-D trapezoid rule agrees (1e-8)."""
     example = load()
-    integrand = lambda u: norm.pdf(u, math.sqrt(2) * example.PRIOR_LOC, 1.0) * norm.pdf(example.OBSERVED, u**2, example.NOISE_SCALE)  # noqa: E731
+
+    def integrand(u):
+        return norm.pdf(u, math.sqrt(2) * example.PRIOR_LOC, 1.0) * norm.pdf(
+            example.OBSERVED, u**2, example.NOISE_SCALE
+        )
+
     value, _ = integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-14, limit=200)
     assert example.log_evidence() == pytest.approx(math.log(value), abs=1e-8)
 

@@ -28,10 +28,10 @@ estimator turns draws into gradients with the cotangent :math:`g = -\sin(\omega\
 
 from __future__ import annotations
 
+import _reference_full_covariance as ref
 import numpy as np
 import pytest
 
-import _reference_full_covariance as ref
 import shared_math.full_covariance as fc
 
 BATCHES, PER_BATCH = 200, 100
@@ -108,7 +108,9 @@ def _quadrature_expectation(estimator, points=300, half_width=7.0):
 
     if estimator != "hybrid":  # integral over x of p(x) times the per-point gradient
         density = np.exp(fc.full_covariance_log_prob(nodes, locs, scale_tril, logits))
-        return fc.full_covariance_sample_vjp(estimator, nodes, locs, scale_tril, logits, None, None, cotangent(nodes, density * cell))
+        return fc.full_covariance_sample_vjp(
+            estimator, nodes, locs, scale_tril, logits, None, None, cotangent(nodes, density * cell)
+        )
     # sum_k pi_k times the integral over eps of N(eps) times the gradient at x = mu_k + L_k eps
     probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     normal = np.exp(-0.5 * np.sum(nodes**2, -1)) / (2 * np.pi)
@@ -117,7 +119,9 @@ def _quadrature_expectation(estimator, points=300, half_width=7.0):
         x = locs[k] + nodes @ scale_tril[k].T
         one_hot = np.zeros((len(nodes), len(logits)))
         one_hot[:, k] = 1.0
-        bars = fc.full_covariance_hybrid_vjp(x, locs, scale_tril, logits, one_hot, nodes, cotangent(x, probs[k] * normal * cell))
+        bars = fc.full_covariance_hybrid_vjp(
+            x, locs, scale_tril, logits, one_hot, nodes, cotangent(x, probs[k] * normal * cell)
+        )
         total = bars if total is None else [a + b for a, b in zip(total, bars)]
     return total
 

@@ -15,6 +15,8 @@ of CPU each), so the shapes here are few.
 
 from __future__ import annotations
 
+import _reference as diag_ref
+import _reference_full_covariance as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,10 +24,13 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 
-import _reference as diag_ref
-import _reference_full_covariance as ref
 import shared_math
-from numpyro_gmm import AutoMultivariateNormalMixture, DiagNormalMixture, MultivariateNormalMixture, ReparamMixtureSameFamily
+from numpyro_gmm import (
+    AutoMultivariateNormalMixture,
+    DiagNormalMixture,
+    MultivariateNormalMixture,
+    ReparamMixtureSameFamily,
+)
 from numpyro_gmm._sampling import draw_component_and_noise
 
 ESTIMATORS = ("implicit", "hybrid", "rao_blackwell")
@@ -33,7 +38,9 @@ KEY = jax.random.PRNGKey(3)
 
 
 def mixture_parameters(batch_shape, num_components, event_size, seed):
-    return [jnp.asarray(a) for a in ref.random_mixture(np.random.default_rng(seed), batch_shape, num_components, event_size)]
+    return [
+        jnp.asarray(a) for a in ref.random_mixture(np.random.default_rng(seed), batch_shape, num_components, event_size)
+    ]
 
 
 def test_shapes_values_pytree_and_vmap():
@@ -48,9 +55,13 @@ def test_shapes_values_pytree_and_vmap():
 
     @jax.jit
     def values(d, x):
-        stock = dist.MixtureSameFamily(dist.Categorical(logits=d.logits), dist.MultivariateNormal(d.locs, scale_tril=d.scale_tril))
+        stock = dist.MixtureSameFamily(
+            dist.Categorical(logits=d.logits), dist.MultivariateNormal(d.locs, scale_tril=d.scale_tril)
+        )
         ours = (d.log_prob(x), d.mean, d.variance, jnp.diagonal(d.covariance_matrix, axis1=-2, axis2=-1))
-        mapped = jax.vmap(lambda l, s, g: MultivariateNormalMixture(l, s, g).log_prob(x[:, 0]))(d.locs, d.scale_tril, d.logits)
+        mapped = jax.vmap(lambda l, s, g: MultivariateNormalMixture(l, s, g).log_prob(x[:, 0]))(
+            d.locs, d.scale_tril, d.logits
+        )
         return ours, (stock.log_prob(x), stock.mean, stock.variance, stock.variance), mapped, d.log_prob(x[:, :1])
 
     ours, stock, mapped, first = values(mixture, x)
@@ -76,14 +87,14 @@ def test_per_draw_gradients_match_full_jacobian():
     x, pullback = jax.vjp(draw, locs, scale_tril, logits)
     cotangent = jnp.cos(x)
     grads = pullback(cotangent)
-    expected = ref.implicit_vjp(np.asarray(x), *(np.asarray(a) for a in (locs, scale_tril, logits)), np.asarray(cotangent))
+    expected = ref.implicit_vjp(
+        np.asarray(x), *(np.asarray(a) for a in (locs, scale_tril, logits)), np.asarray(cotangent)
+    )
     for name, actual, target in zip(("locs", "scale_tril", "logits"), grads, expected):
         diag_ref.assert_close(np.asarray(actual), target, 1e-9, what=name)
 
 
-@pytest.mark.parametrize(
-    "estimator", [pytest.param("implicit", marks=pytest.mark.slow), "hybrid", "rao_blackwell"]
-)
+@pytest.mark.parametrize("estimator", [pytest.param("implicit", marks=pytest.mark.slow), "hybrid", "rao_blackwell"])
 def test_gradients_are_shared_math_on_the_same_draws(estimator):
     """``jax.grad`` through ``sample`` is ``shared_math.full_covariance_sample_vjp`` (run on NumPy)
     at the same draws, recovered from the key by ``draw_component_and_noise`` (1e-12)."""
@@ -98,7 +109,9 @@ def test_gradients_are_shared_math_on_the_same_draws(estimator):
     one_hot, noise = (np.asarray(a) for a in draw_component_and_noise(KEY, logits, sample_shape + (2,), 4, locs.dtype))
     raw = [np.asarray(a) for a in (locs, scale_tril, logits)]
     x = np.asarray(x)
-    np.testing.assert_allclose(x, shared_math.full_covariance_sample_from_noise(raw[0], raw[1], one_hot, noise), atol=1e-12)
+    np.testing.assert_allclose(
+        x, shared_math.full_covariance_sample_from_noise(raw[0], raw[1], one_hot, noise), atol=1e-12
+    )
     expected = shared_math.full_covariance_sample_vjp(estimator, x, *raw, one_hot, noise, np.cos(x))
     for actual, target in zip(grads, expected):
         diag_ref.assert_close(np.asarray(actual), target, 1e-12)
@@ -121,7 +134,9 @@ def test_diagonal_factor_reproduces_diag_normal_mixture():
         return jnp.sum(jnp.sin(x)), x
 
     (_, x_full), full = jax.jit(jax.value_and_grad(full_total, argnums=(0, 1, 2), has_aux=True))(locs, scales, logits)
-    (_, x_diag), diagonal = jax.jit(jax.value_and_grad(diagonal_total, argnums=(0, 1, 2), has_aux=True))(locs, scales, logits)
+    (_, x_diag), diagonal = jax.jit(jax.value_and_grad(diagonal_total, argnums=(0, 1, 2), has_aux=True))(
+        locs, scales, logits
+    )
     np.testing.assert_allclose(x_full, x_diag, rtol=0, atol=1e-12)
     for actual, target in zip(full, diagonal):
         diag_ref.assert_close(np.asarray(actual), np.asarray(target), 1e-12)
@@ -146,13 +161,17 @@ def test_swap_in_accepts_multivariate_normal(given):
     x, pullback = jax.vjp(draw, locs, logits)
     direct = MultivariateNormalMixture(locs, scale_tril, logits, estimator="implicit").sample(KEY)
     np.testing.assert_allclose(x, direct, rtol=0, atol=1e-9)
-    mixture = ReparamMixtureSameFamily(dist.Categorical(logits=logits), dist.MultivariateNormal(locs, **{given: matrix}))
+    mixture = ReparamMixtureSameFamily(
+        dist.Categorical(logits=logits), dist.MultivariateNormal(locs, **{given: matrix})
+    )
     assert mixture.has_rsample
     stock = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.MultivariateNormal(locs, **{given: matrix}))
     np.testing.assert_allclose(mixture.log_prob(x), stock.log_prob(x), atol=1e-12)
     cotangent = jnp.cos(x)
     locs_bar, logits_bar = pullback(cotangent)
-    expected = ref.implicit_vjp(np.asarray(x), np.asarray(locs), np.asarray(scale_tril), np.asarray(logits), np.asarray(cotangent))
+    expected = ref.implicit_vjp(
+        np.asarray(x), np.asarray(locs), np.asarray(scale_tril), np.asarray(logits), np.asarray(cotangent)
+    )
     diag_ref.assert_close(np.asarray(locs_bar), expected[0], 1e-9, what="locs")
     diag_ref.assert_close(np.asarray(logits_bar), expected[2], 1e-9, what="logits")
 
@@ -183,7 +202,11 @@ def test_implicit_second_derivatives_are_exact():
     np.testing.assert_allclose(first_derivative(raw[2]), np.asarray(jacobian), rtol=1e-9, atol=1e-12)
     step = 1e-4
     difference = np.stack(
-        [(first_derivative(raw[2] + step * np.eye(3)[i]) - first_derivative(raw[2] - step * np.eye(3)[i])) / (2 * step) for i in range(3)],
+        [
+            (first_derivative(raw[2] + step * np.eye(3)[i]) - first_derivative(raw[2] - step * np.eye(3)[i]))
+            / (2 * step)
+            for i in range(3)
+        ],
         -1,
     )
     diag_ref.assert_close(hessian, difference, 1e-6, what="d2x/dlogits2")

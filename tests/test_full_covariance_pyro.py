@@ -15,16 +15,21 @@ References:
 
 from __future__ import annotations
 
+import _reference as diag_ref
+import _reference_full_covariance as ref
 import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
 import torch
 
-import _reference as diag_ref
-import _reference_full_covariance as ref
 import shared_math
-from pyro_gmm import AutoMultivariateNormalMixture, DiagNormalMixture, MultivariateNormalMixture, ReparamMixtureSameFamily
+from pyro_gmm import (
+    AutoMultivariateNormalMixture,
+    DiagNormalMixture,
+    MultivariateNormalMixture,
+    ReparamMixtureSameFamily,
+)
 
 ESTIMATORS = ("implicit", "hybrid", "rao_blackwell")
 
@@ -37,7 +42,8 @@ def mixture_parameters(batch_shape, num_components, event_size, seed, dtype=torc
 
 def stock_mixture(locs, scale_tril, logits):
     return torch.distributions.MixtureSameFamily(
-        torch.distributions.Categorical(logits=logits), torch.distributions.MultivariateNormal(locs, scale_tril=scale_tril)
+        torch.distributions.Categorical(logits=logits),
+        torch.distributions.MultivariateNormal(locs, scale_tril=scale_tril),
     )
 
 
@@ -57,15 +63,25 @@ def test_shapes_and_values(locs_batch, tril_batch, logits_batch, expected, sampl
     assert mixture.has_rsample and mixture.batch_shape == expected and mixture.event_shape == (event_size,)
     x = mixture.rsample(sample_shape)
     assert x.shape == torch.Size(sample_shape) + expected + (event_size,)
-    torch.testing.assert_close(mixture.log_prob(x), stock_mixture(locs, scale_tril, logits).log_prob(x), rtol=0, atol=1e-12)
-    stock = stock_mixture(*(a.detach().expand(expected + a.shape[len(a.shape) - n :]) for a, n in ((locs, 2), (scale_tril, 3), (logits, 1))))
+    torch.testing.assert_close(
+        mixture.log_prob(x), stock_mixture(locs, scale_tril, logits).log_prob(x), rtol=0, atol=1e-12
+    )
+    stock = stock_mixture(
+        *(
+            a.detach().expand(expected + a.shape[len(a.shape) - n :])
+            for a, n in ((locs, 2), (scale_tril, 3), (logits, 1))
+        )
+    )
     torch.testing.assert_close(mixture.mean, stock.mean, rtol=0, atol=1e-12)
     torch.testing.assert_close(mixture.variance, stock.variance, rtol=0, atol=1e-12)
     pi = torch.softmax(logits, -1)[..., None, None]
     second = (pi * (scale_tril @ scale_tril.mT + locs[..., :, None] * locs[..., None, :])).sum(-3)
     covariance = second - mixture.mean[..., :, None] * mixture.mean[..., None, :]
     torch.testing.assert_close(mixture.covariance_matrix, covariance.expand(expected + (2, 2)), rtol=0, atol=1e-12)
-    assert mixture.component_rsample(sample_shape).shape == torch.Size(sample_shape) + expected + (num_components, event_size)
+    assert mixture.component_rsample(sample_shape).shape == torch.Size(sample_shape) + expected + (
+        num_components,
+        event_size,
+    )
     torch.testing.assert_close(mixture.mixture_log_weights.exp(), mixture.probs)
     expanded = mixture.expand((7,) + tuple(expected))
     assert expanded.batch_shape == (7,) + tuple(expected) and expanded.rsample().shape == (7,) + tuple(expected) + (2,)
@@ -224,7 +240,9 @@ def test_autoguide_initialization_and_step():
         z = pyro.sample("z", dist.Normal(torch.zeros(3), 1.0).to_event(1))
         pyro.sample("y", dist.Normal(z[0] * z[1], 0.5), obs=torch.tensor(1.0))
 
-    guide = AutoMultivariateNormalMixture(model, num_components=3, init_scale=0.2, init_loc_fn=pyro.infer.autoguide.init_to_sample)
+    guide = AutoMultivariateNormalMixture(
+        model, num_components=3, init_scale=0.2, init_loc_fn=pyro.infer.autoguide.init_to_sample
+    )
     guide()
     posterior = guide.get_posterior()
     assert isinstance(posterior, MultivariateNormalMixture) and posterior.batch_shape == ()

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 
+import _reference as diag_ref
+import _reference_full_covariance as ref
 import numpy as np
 import pytest
 
-import _reference as diag_ref
-import _reference_full_covariance as ref
 import shared_math
 import shared_math.full_covariance as fc
 from shared_math import full_covariance_implicit_jvp, full_covariance_implicit_vjp
@@ -36,7 +36,7 @@ NUM_POINTS = 4
 PARAMETERS = ("locs", "scale_tril", "logits")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case(num_components, event_size, shape="unbatched"):
     r"""Test data and reference gradients.  ``shape``: ``"unbatched"`` (x (4, D), parameters
     unbatched) or ``"broadcast"`` (locs (2, K, D), scale_tril (K, D, D), logits (1, K),
@@ -69,12 +69,17 @@ def case(num_components, event_size, shape="unbatched"):
     marginals = [np.zeros(jacobians.sample_shape)]
     for d in range(event_size):
         marginals.append(
-            np.broadcast_to(ref.log_prob(x[..., : d + 1], locs[..., : d + 1], scale_tril[..., : d + 1, : d + 1], logits), jacobians.sample_shape)
+            np.broadcast_to(
+                ref.log_prob(x[..., : d + 1], locs[..., : d + 1], scale_tril[..., : d + 1, : d + 1], logits),
+                jacobians.sample_shape,
+            )
         )
     densities = np.exp(np.diff(np.stack(marginals, -1), axis=-1)).reshape(-1, event_size)
     np.testing.assert_allclose(np.diagonal(jacobians.x.numpy(), axis1=-2, axis2=-1), densities, rtol=1e-10)
     data["vjp"] = ref.implicit_vjp(*args, data["cotangent"], jacobians=jacobians)
-    data["jvp"] = ref.implicit_jvp(*args, data["locs_dot"], data["scale_tril_dot"], data["logits_dot"], jacobians=jacobians)
+    data["jvp"] = ref.implicit_jvp(
+        *args, data["locs_dot"], data["scale_tril_dot"], data["logits_dot"], jacobians=jacobians
+    )
     data["one_hot"] = ref_one_hot(component, num_components)
     return data
 
@@ -120,7 +125,9 @@ def test_implicit_vjp_and_jvp_match_full_jacobian(backend, num_components, event
     for name, actual, expected in zip(PARAMETERS, bars, data["vjp"]):
         assert backend.owns(actual)
         diag_ref.assert_close(backend.to_numpy(actual), expected, RTOL, what=f"{name}_bar")
-    x_dot = backend.call(full_covariance_implicit_jvp, *args, *_arrays(backend, data, ("locs_dot", "scale_tril_dot", "logits_dot")))
+    x_dot = backend.call(
+        full_covariance_implicit_jvp, *args, *_arrays(backend, data, ("locs_dot", "scale_tril_dot", "logits_dot"))
+    )
     diag_ref.assert_close(backend.to_numpy(x_dot), data["jvp"], RTOL, what="x_dot")
 
 
@@ -139,7 +146,9 @@ def test_broadcast_shapes(backend, shape):
     for name, actual, expected in zip(PARAMETERS, bars, data["vjp"]):
         assert tuple(actual.shape) == data[name].shape
         diag_ref.assert_close(backend.to_numpy(actual), expected, RTOL, what=f"{name}_bar")
-    x_dot = backend.call(full_covariance_implicit_jvp, *args, *_arrays(backend, data, ("locs_dot", "scale_tril_dot", "logits_dot")))
+    x_dot = backend.call(
+        full_covariance_implicit_jvp, *args, *_arrays(backend, data, ("locs_dot", "scale_tril_dot", "logits_dot"))
+    )
     diag_ref.assert_close(backend.to_numpy(x_dot), data["jvp"], RTOL, what="x_dot")
     reference = dict(
         log_prob=ref.log_prob, transform=ref.distributional_transform, log_weights=ref.conditional_log_weights
@@ -156,17 +165,19 @@ def test_broadcast_shapes(backend, shape):
         np.testing.assert_allclose(actual, expected, rtol=1e-11, atol=1e-12, err_msg=name)
 
 
-@pytest.mark.parametrize(
-    "backend", [*EAGER, pytest.param("jax", marks=pytest.mark.slow)], indirect=True
-)
+@pytest.mark.parametrize("backend", [*EAGER, pytest.param("jax", marks=pytest.mark.slow)], indirect=True)
 def test_values_match_reference(backend):
     """log_prob, T and the conditional log weights (1e-11), mean/covariance/variance against NumPy moments."""
     data = case(3, 6)
     args = _arrays(backend, data, ("x", "locs", "scale_tril", "logits"))
     raw = [data[k] for k in ("x", "locs", "scale_tril", "logits")]
-    np.testing.assert_allclose(backend.to_numpy(backend.call(fc.full_covariance_log_prob, *args)), ref.log_prob(*raw), rtol=1e-12)
     np.testing.assert_allclose(
-        backend.to_numpy(backend.call(fc.full_covariance_distributional_transform, *args)), ref.distributional_transform(*raw), rtol=1e-11
+        backend.to_numpy(backend.call(fc.full_covariance_log_prob, *args)), ref.log_prob(*raw), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        backend.to_numpy(backend.call(fc.full_covariance_distributional_transform, *args)),
+        ref.distributional_transform(*raw),
+        rtol=1e-11,
     )
     np.testing.assert_allclose(
         backend.to_numpy(backend.call(fc.full_covariance_conditional_log_weights, *args)),
@@ -249,7 +260,14 @@ def test_single_component_is_the_reparameterization_trick():
     noise = np.linalg.solve(data["scale_tril"][0], (data["x"] - data["locs"][0]).T).T
     for estimator in fc.FULL_COVARIANCE_ESTIMATORS:
         locs_bar, tril_bar, logits_bar = fc.full_covariance_sample_vjp(
-            estimator, data["x"], data["locs"], data["scale_tril"], data["logits"], data["one_hot"], noise, data["cotangent"]
+            estimator,
+            data["x"],
+            data["locs"],
+            data["scale_tril"],
+            data["logits"],
+            data["one_hot"],
+            noise,
+            data["cotangent"],
         )
         diag_ref.assert_close(locs_bar[0], data["cotangent"].sum(0), 1e-12, what=estimator)
         diag_ref.assert_close(tril_bar[0], np.tril(data["cotangent"].T @ noise), 1e-12, what=estimator)
@@ -297,7 +315,9 @@ def test_jvp_is_transpose_of_vjp(backend, estimator):
     r""":math:`\langle g, \dot x\rangle = \langle\bar\theta, \dot\theta\rangle` per estimator (1e-11), on every backend."""
     data = case(3, 7, "broadcast")
     arrays = _arrays(backend, data, ("x", "locs", "scale_tril", "logits", "one_hot", "noise"))
-    bars = backend.call(fc.full_covariance_sample_vjp, estimator, *arrays, backend.asarray(data["cotangent"]), static_argnums=(0,))
+    bars = backend.call(
+        fc.full_covariance_sample_vjp, estimator, *arrays, backend.asarray(data["cotangent"]), static_argnums=(0,)
+    )
     tangents = _arrays(backend, data, ("locs_dot", "scale_tril_dot", "logits_dot"))
     x_dot = backend.call(fc.full_covariance_sample_jvp, estimator, *arrays, *tangents, static_argnums=(0,))
     lhs = np.sum(backend.to_numpy(x_dot) * data["cotangent"])
@@ -356,9 +376,16 @@ def test_float32_ill_conditioned_within_1e3_of_float64(backend_name, separation,
     locs, scale_tril, logits = ref.random_mixture(rng, (), 3, 6, spread=separation, condition=1e4)
     x, component, noise = ref.sample_mixture(rng, locs, scale_tril, logits, (64,))
     raw = dict(
-        x=x, locs=locs, scale_tril=scale_tril, logits=logits, one_hot=ref_one_hot(component, 3), noise=noise,
-        cotangent=rng.standard_normal(x.shape), locs_dot=rng.standard_normal(locs.shape),
-        scale_tril_dot=np.tril(rng.standard_normal(scale_tril.shape)), logits_dot=rng.standard_normal(logits.shape),
+        x=x,
+        locs=locs,
+        scale_tril=scale_tril,
+        logits=logits,
+        one_hot=ref_one_hot(component, 3),
+        noise=noise,
+        cotangent=rng.standard_normal(x.shape),
+        locs_dot=rng.standard_normal(locs.shape),
+        scale_tril_dot=np.tril(rng.standard_normal(scale_tril.shape)),
+        logits_dot=rng.standard_normal(logits.shape),
     )
     cast = {k: v.astype(np.float32).astype(np.float64) for k, v in raw.items()}
     outputs = {}
@@ -371,13 +398,26 @@ def test_float32_ill_conditioned_within_1e3_of_float64(backend_name, separation,
             results["transform"] = backend.call(fc.full_covariance_distributional_transform, *params)
         for estimator in estimators:
             bars = backend.call(
-                fc.full_covariance_sample_vjp, estimator, *params, a["one_hot"], a["noise"], a["cotangent"], static_argnums=(0,)
+                fc.full_covariance_sample_vjp,
+                estimator,
+                *params,
+                a["one_hot"],
+                a["noise"],
+                a["cotangent"],
+                static_argnums=(0,),
             )
             for name, bar in zip(PARAMETERS, bars):
                 results[f"{estimator}_{name}_bar"] = bar
             results[f"{estimator}_x_dot"] = backend.call(
-                fc.full_covariance_sample_jvp, estimator, *params, a["one_hot"], a["noise"],
-                a["locs_dot"], a["scale_tril_dot"], a["logits_dot"], static_argnums=(0,),
+                fc.full_covariance_sample_jvp,
+                estimator,
+                *params,
+                a["one_hot"],
+                a["noise"],
+                a["locs_dot"],
+                a["scale_tril_dot"],
+                a["logits_dot"],
+                static_argnums=(0,),
             )
         outputs[dtype] = results
     for name, value32 in outputs["float32"].items():

@@ -360,6 +360,7 @@ def test_marginal_quantile_against_brentq(rng):
     for i, qi in enumerate(q):
         for b in range(2):
             for d in range(2):
+
                 def cdf_minus_q(t):
                     return np.sum(np.exp(log_pi[b]) * scipy.stats.norm.cdf(t, locs[b, :, d], scales[b, :, d])) - qi
 

@@ -224,6 +224,7 @@ def test_hessian_vector_product_matches_finite_differences():
         return _objective(x, jnp)
 
     theta = np.concatenate([locs.ravel(), scales.ravel(), logits])
+
     @jax.jit
     def sample_and_hessian(theta):
         return DiagNormalMixture(*unpack(theta), estimator="implicit").sample(key, (N,)), jax.hessian(objective)(theta)

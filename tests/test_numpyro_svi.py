@@ -48,10 +48,7 @@ def model(y):
 
 
 def log_joint_on_grid():
-    return (
-        scipy.stats.norm.logpdf(GRID, PRIOR_MEAN, 1.0)
-        + scipy.stats.norm.logpdf(OBSERVED, GRID**2, NOISE_SCALE)
-    )
+    return scipy.stats.norm.logpdf(GRID, PRIOR_MEAN, 1.0) + scipy.stats.norm.logpdf(OBSERVED, GRID**2, NOISE_SCALE)
 
 
 def log_evidence():

@@ -395,7 +395,10 @@ def test_clear_import_error_without_torch_or_pyro():
             "try:\n    import pyro_gmm\nexcept ImportError as error:\n    print(error)\n"
         )
         result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
             cwd=Path(__file__).resolve().parents[1],
         )
         assert "pip install gmm-reparam[pyro]" in result.stdout, (missing, result.stdout, result.stderr)

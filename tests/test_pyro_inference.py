@@ -42,9 +42,7 @@ def float64_and_fresh_param_store():
 
 
 def log_joint_on_grid():
-    return dist.Normal(0.0, 1.0).log_prob(GRID) + dist.Normal(GRID**2, NOISE_SCALE).log_prob(
-        torch.tensor(OBSERVED)
-    )
+    return dist.Normal(0.0, 1.0).log_prob(GRID) + dist.Normal(GRID**2, NOISE_SCALE).log_prob(torch.tensor(OBSERVED))
 
 
 def log_evidence_1d():
@@ -401,9 +399,7 @@ def test_reparam_mixture_same_family_scalar_site_in_plate():
         scales = pyro.param("scales", torch.full((n, 2), 0.3), constraint=dist.constraints.positive)
         logits = pyro.param("logits", torch.zeros(n, 2))
         with pyro.plate("data", n):
-            pyro.sample(
-                "z", ReparamMixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(locs, scales))
-            )
+            pyro.sample("z", ReparamMixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(locs, scales)))
 
     data = torch.tensor([OBSERVED, 2.0, 0.5])
     guide(data)

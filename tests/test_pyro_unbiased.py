@@ -123,6 +123,11 @@ def test_unbiased_slow(estimator, case, num_components, event_size):
     implicit logits gradient is noisy enough (its variance grows with D, docs/estimators.md) that
     the exact value is only ~4 standard errors from zero at this N."""
     check(
-        estimator, case, num_components, event_size, num_samples=200000, seed=10 + event_size,
+        estimator,
+        case,
+        num_components,
+        event_size,
+        num_samples=200000,
+        seed=10 + event_size,
         require_power=event_size <= 8,
     )

@@ -66,7 +66,9 @@ def test_shape_family_functions_match_scipy(xp, family, params):
     z = xp.asarray(z_np)
     shape = tuple(xp.asarray(np.full_like(z_np, p)) for p in params)
     namespace = xp.xp
-    np.testing.assert_allclose(xp.to_numpy(table.log_density(z, shape, namespace)), dist.logpdf(z_np), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        xp.to_numpy(table.log_density(z, shape, namespace)), dist.logpdf(z_np), rtol=1e-12, atol=1e-12
+    )
     sign, tail = (xp.to_numpy(a) for a in table.smaller_tail(z, shape, namespace))
     want = np.where(sign < 0, dist.cdf(z_np), dist.sf(z_np))
     assert np.all(want <= 0.5 + 1e-12), "the tail taken must be the smaller one"
@@ -84,7 +86,9 @@ def test_shape_family_functions_match_scipy(xp, family, params):
     neg_score = xp.to_numpy(table.neg_score(z, shape, namespace))
     np.testing.assert_allclose(neg_score[inside], score[inside], rtol=1e-5, atol=1e-6)
     mean, variance = dist.stats(moments="mv")
-    np.testing.assert_allclose(float(np.asarray(table.standard_mean(tuple(np.asarray(p) for p in params), NUMPY))), mean, rtol=1e-14)
+    np.testing.assert_allclose(
+        float(np.asarray(table.standard_mean(tuple(np.asarray(p) for p in params), NUMPY))), mean, rtol=1e-14
+    )
     np.testing.assert_allclose(
         float(np.asarray(table.standard_variance(tuple(np.asarray(p) for p in params), NUMPY))), variance, rtol=1e-14
     )
@@ -95,7 +99,9 @@ def test_shape_scores_match_finite_differences(family, params):
     r""":math:`\partial_\theta\log g(z)` against a central difference of SciPy's log density in
     the parameter (relative step 1e-5, 1e-7)."""
     table = families.get_family(family)
-    z = {"gamma": np.logspace(-4, 1.5, 40), "beta": np.linspace(0.01, 0.99, 40), "student_t": np.linspace(-30, 30, 41)}[family]
+    z = {"gamma": np.logspace(-4, 1.5, 40), "beta": np.linspace(0.01, 0.99, 40), "student_t": np.linspace(-30, 30, 41)}[
+        family
+    ]
     shape = tuple(np.full_like(z, p) for p in params)
     scores = table.shape_scores(z, shape, NUMPY)
     for index, score in enumerate(scores):
@@ -132,7 +138,9 @@ def test_outside_the_support_nothing_is_nan(xp):
 
 
 @pytest.mark.parametrize("xp", ["numpy", "torch", "jax"], indirect=True)
-@pytest.mark.parametrize("family, params", [("gamma", (0.4,)), ("gamma", (30.0,)), ("beta", (0.4, 6.0)), ("beta", (20.0, 2.5))])
+@pytest.mark.parametrize(
+    "family, params", [("gamma", (0.4,)), ("gamma", (30.0,)), ("beta", (0.4, 6.0)), ("beta", (20.0, 2.5))]
+)
 def test_float32_tails(xp, family, params):
     """float32 tails within 1e-6 of SciPy's at the float32-rounded inputs (evaluated in float64
     and rounded once), wherever SciPy's tail exceeds 1e-30."""
@@ -141,7 +149,9 @@ def test_float32_tails(xp, family, params):
     z32 = z32[(z32 > 0) & (z32 < 1 if family == "beta" else z32 > 0)]
     p32 = [np.float32(p) for p in params]
     shape = tuple(xp.asarray(np.full_like(z32, p), "float32") for p in p32)
-    sign, tail = (xp.to_numpy(a).astype(np.float64) for a in table.smaller_tail(xp.asarray(z32, "float32"), shape, xp.xp))
+    sign, tail = (
+        xp.to_numpy(a).astype(np.float64) for a in table.smaller_tail(xp.asarray(z32, "float32"), shape, xp.xp)
+    )
     dist = _scipy(family, [float(p) for p in p32])
     want = np.where(sign < 0, dist.cdf(z32.astype(np.float64)), dist.sf(z32.astype(np.float64)))
     kept = want > 1e-30
@@ -158,7 +168,9 @@ def test_log_space_tails_match_mpmath():
     a = np.array([0.3, 2.0, 100.0, 1000.0, 3.0])
     x = np.array([1e-300, 1e-200, 10.0, 300.0, 1e-5])
     got = log_gammainc_series(a, x, xp=NUMPY, lgamma=lgamma)
-    want = [float(mpmath.log(mpmath.gammainc(mpmath.mpf(ai), 0, mpmath.mpf(xi), regularized=True))) for ai, xi in zip(a, x)]
+    want = [
+        float(mpmath.log(mpmath.gammainc(mpmath.mpf(ai), 0, mpmath.mpf(xi), regularized=True))) for ai, xi in zip(a, x)
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     a, b = np.array([0.5, 3.0, 50.0, 80.0]), np.array([2.0, 100.0, 60.0, 5.0])
     x = np.array([1e-300, 1e-3, 0.3, 0.5])
@@ -201,7 +213,7 @@ QUANTILES = np.array([1e-3, 0.03, 0.5, 0.97, 0.999])
 
 @pytest.mark.parametrize("xp", ["jax"], indirect=True)
 def test_exact_gamma_velocity_matches_finite_differences(xp):
-    """JAX's exact :math:`v_a = -\\partial_a P/g` (``igamma_grad_a``) against mpmath, both tails
+    r"""JAX's exact :math:`v_a = -\partial_a P/g` (``igamma_grad_a``) against mpmath, both tails
     down to 1e-12: 1e-10."""
     for a in (0.3, 2.5, 60.0):
         z = scipy.stats.gamma(a).ppf(np.array([1e-12, 1e-3, 0.3, 0.5, 0.9, 0.999, 1 - 1e-12]))
@@ -217,7 +229,9 @@ def _mpmath_gamma_velocities(a, z):
         point = mpmath.mpf(point)
         lower = mpmath.gammainc(mpmath.mpf(a), 0, point, regularized=True) < 0.5
         if lower:
-            derivative = mpmath.diff(lambda s, point=point: mpmath.gammainc(s, 0, point, regularized=True), mpmath.mpf(a))
+            derivative = mpmath.diff(
+                lambda s, point=point: mpmath.gammainc(s, 0, point, regularized=True), mpmath.mpf(a)
+            )
         else:
             derivative = -mpmath.diff(
                 lambda s, point=point: mpmath.gammainc(s, point, mpmath.inf, regularized=True), mpmath.mpf(a)
@@ -249,12 +263,19 @@ def test_sampled_velocities_are_unbiased(family, params):
     if location_scale:
         exact = [np.ones_like(z_points), z_points] + exact
     runs = {
-        "sampled M=1": sampled.tail_velocities(family, z, shape, [rng.random(z.shape)], location_scale=location_scale, xp=NUMPY),
+        "sampled M=1": sampled.tail_velocities(
+            family, z, shape, [rng.random(z.shape)], location_scale=location_scale, xp=NUMPY
+        ),
         "sampled M=3": sampled.tail_velocities(
             family, z, shape, [rng.random(z.shape) for _ in range(3)], location_scale=location_scale, xp=NUMPY
         ),
         "rejection M=1": sampled.rejection_velocities(
-            family, z, shape, [_scipy(family, params).rvs(size=z.shape, random_state=rng)], location_scale=location_scale, xp=NUMPY
+            family,
+            z,
+            shape,
+            [_scipy(family, params).rvs(size=z.shape, random_state=rng)],
+            location_scale=location_scale,
+            xp=NUMPY,
         ),
     }
     for name, estimates in runs.items():
@@ -267,7 +288,8 @@ def test_sampled_velocities_are_unbiased(family, params):
 
 
 @pytest.mark.parametrize(
-    "family, params", [("gamma", (0.5,)), ("gamma", (5.0,)), ("beta", (0.7, 4.0)), ("beta", (6.0, 2.0)), ("student_t", (4.0,))]
+    "family, params",
+    [("gamma", (0.5,)), ("gamma", (5.0,)), ("beta", (0.7, 4.0)), ("beta", (6.0, 2.0)), ("student_t", (4.0,))],
 )
 def test_tail_sampler_beats_rejection_where_the_cdf_is_small(family, params):
     """Where F(z) < 0.05 (F = 0.01 and 0.04) our estimator's variance is at least 5x smaller
@@ -344,14 +366,23 @@ def _check_shape_gradients(xp, family, data, method_option="auto", rtol=1e-9):
         *point, *(xp.asarray(d) for d in dots), shape_dots=tuple(xp.asarray(d) for d in shape_dots), **options
     )
     want_dot = fref.implicit_jvp(
-        family, *args, *dots, shape=data["shape"], shape_dots=shape_dots, velocities=_reference_velocities(family, data, noise, method)
+        family,
+        *args,
+        *dots,
+        shape=data["shape"],
+        shape_dots=shape_dots,
+        velocities=_reference_velocities(family, data, noise, method),
     )
     ref.assert_close(xp.to_numpy(x_dot), want_dot, shape_rtol, floor=1e-3, what=f"{family} implicit jvp")
     for estimator in shared_math.ESTIMATORS:
         common = (xp.asarray(one_hot), xp.asarray(data["noise"]))
         tangent = shared_math.sample_jvp(
-            estimator, *point, *common, *(xp.asarray(d) for d in dots),
-            shape_dots=tuple(xp.asarray(d) for d in shape_dots), **options,
+            estimator,
+            *point,
+            *common,
+            *(xp.asarray(d) for d in dots),
+            shape_dots=tuple(xp.asarray(d) for d in shape_dots),
+            **options,
         )
         bars = shared_math.sample_vjp(estimator, *point, *common, xp.asarray(data["cotangent"]), **options)
         lhs = float(np.sum(xp.to_numpy(tangent) * data["cotangent"]))
@@ -403,8 +434,12 @@ def test_jax_exact_gamma_gradients_match_the_reference():
     z = (data["x"][..., None, :] - data["locs"]) / data["scales"]
     velocities = _exact_velocities_array("gamma", z, data["shape"])
     r, _ = fref.responsibilities("gamma", *args, shape=data["shape"])
-    (want_rb,) = fref.velocity_gradients(r.numpy(), data["cotangent"], data["scales"], velocities, [np.shape(data["shape"][0])])
-    ref.assert_close(np.asarray(rao_blackwell[3][0]), want_rb, 1e-7, floor=1e-3, what="jax gamma rao_blackwell concentration")
+    (want_rb,) = fref.velocity_gradients(
+        r.numpy(), data["cotangent"], data["scales"], velocities, [np.shape(data["shape"][0])]
+    )
+    ref.assert_close(
+        np.asarray(rao_blackwell[3][0]), want_rb, 1e-7, floor=1e-3, what="jax gamma rao_blackwell concentration"
+    )
 
 
 @pytest.mark.parametrize("family", SHAPE_FAMILIES)
@@ -447,11 +482,16 @@ def test_sampled_normal_agrees_in_mean_with_the_exact_path(method):
     one (|z| < 5 per entry); ``logits`` unchanged exactly."""
     rng = np.random.default_rng(8)
     replicates, num_components, event_size = 4000, 3, 2
-    locs, scales, logits = ref.random_parameters(rng, (num_components, event_size), (num_components, event_size), (num_components,))
+    locs, scales, logits = ref.random_parameters(
+        rng, (num_components, event_size), (num_components, event_size), (num_components,)
+    )
     x, component, noise = ref.sample_mixture(rng, locs, scales, logits, (3,))
     cotangent = rng.standard_normal(x.shape)
     one_hot = ref.one_hot(component, num_components)
-    batch = lambda a: np.broadcast_to(a, (replicates,) + np.shape(a)).copy()
+
+    def batch(a):
+        return np.broadcast_to(a, (replicates,) + np.shape(a)).copy()
+
     # parameters with a replicate dimension (R, 1, ...) so that gradients stay per replicate
     params = [batch(a)[:, None] for a in (locs, scales, logits)]
     if method == "sampled":
@@ -505,8 +545,14 @@ def test_cdf_gradient_resolution_and_errors():
     data = fref.family_case("beta", "unbatched", 2, 2, seed=1)
     with pytest.raises(ValueError, match="cdf_noise"):
         shared_math.implicit_vjp(
-            data["x"], data["locs"], data["scales"], data["logits"], data["cotangent"],
-            family="beta", shape_params=data["shape"], cdf_gradient="sampled",
+            data["x"],
+            data["locs"],
+            data["scales"],
+            data["logits"],
+            data["cotangent"],
+            family="beta",
+            shape_params=data["shape"],
+            cdf_gradient="sampled",
         )
     with pytest.raises(ValueError, match="must be positive"):
         families.BETA.check_shape_values((np.array([1.0, 0.0]), np.ones(2)), NUMPY)
@@ -534,15 +580,27 @@ def test_float32_shape_gradients_are_finite_and_close_to_float64(xp, family):
     cotangent = rng.standard_normal(x.shape)
     inner = rng.random((2, 64, num_components, event_size))
     one_hot = ref.one_hot(component, num_components)
-    rounded = [np.asarray(a, np.float32).astype(np.float64) for a in (x, locs, scales, logits, noise, cotangent, inner, *shape)]
+    rounded = [
+        np.asarray(a, np.float32).astype(np.float64) for a in (x, locs, scales, logits, noise, cotangent, inner, *shape)
+    ]
     results = {}
     for dtype in ("float32", "float64"):
         arrays = [xp.asarray(a, dtype) for a in rounded]
         x_a, locs_a, scales_a, logits_a, noise_a, cotangent_a, inner_a, *shape_a = arrays
         results[dtype] = {
             estimator: shared_math.sample_vjp(
-                estimator, x_a, locs_a, scales_a, logits_a, xp.asarray(one_hot, dtype), noise_a, cotangent_a,
-                family=family, shape_params=tuple(shape_a), cdf_gradient="sampled", cdf_noise=inner_a,
+                estimator,
+                x_a,
+                locs_a,
+                scales_a,
+                logits_a,
+                xp.asarray(one_hot, dtype),
+                noise_a,
+                cotangent_a,
+                family=family,
+                shape_params=tuple(shape_a),
+                cdf_gradient="sampled",
+                cdf_noise=inner_a,
             )
             for estimator in shared_math.ESTIMATORS
         }

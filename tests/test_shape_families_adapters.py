@@ -54,7 +54,10 @@ def _case(family, event_size):
     rng = np.random.default_rng(31 + event_size)
     kd = (2, event_size)
     if family == "gamma":
-        params = {"concentration": np.array([[0.6, 3.0], [4.0, 1.5]])[:, :event_size], "rate": np.exp(rng.uniform(-0.5, 0.5, kd))}
+        params = {
+            "concentration": np.array([[0.6, 3.0], [4.0, 1.5]])[:, :event_size],
+            "rate": np.exp(rng.uniform(-0.5, 0.5, kd)),
+        }
     elif family == "beta":
         params = {
             "concentration1": np.array([[0.7, 3.0], [5.0, 1.2]])[:, :event_size],
@@ -137,7 +140,10 @@ def _numpyro_component(family, arrays, vector):
 
 def pyro_per_sample(family, params, coefficients, vector, num_samples, seed, **options):
     """Per-sample gradients ``{name: (N, ...)}`` from a batch of ``num_samples`` parameter copies."""
-    tensors = {k: torch.tensor(np.broadcast_to(v, (num_samples,) + v.shape).copy(), requires_grad=True) for k, v in params.items()}
+    tensors = {
+        k: torch.tensor(np.broadcast_to(v, (num_samples,) + v.shape).copy(), requires_grad=True)
+        for k, v in params.items()
+    }
     mixture = pyro_gmm.ReparamMixtureSameFamily(
         pdist.Categorical(logits=tensors["logits"]), _pyro_component(family, tensors, vector), **options
     )
@@ -194,7 +200,9 @@ def test_pyro_shape_gradients_are_unbiased_every_estimator_slow(family, estimato
     per_sample, _ = pyro_per_sample(
         family, params, coefficients, True, 100000, seed=4, estimator=estimator, cdf_gradient=cdf_gradient
     )
-    _assert_unbiased(per_sample, _exact_gradients(family, params, coefficients), f"pyro {family} {estimator} {cdf_gradient}")
+    _assert_unbiased(
+        per_sample, _exact_gradients(family, params, coefficients), f"pyro {family} {estimator} {cdf_gradient}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -222,7 +230,9 @@ def test_numpyro_shape_gradients_are_unbiased_every_estimator_slow(family, estim
     per_sample = numpyro_per_sample(
         family, params, coefficients, True, 50000, seed=7, estimator=estimator, cdf_gradient=cdf_gradient
     )
-    _assert_unbiased(per_sample, _exact_gradients(family, params, coefficients), f"numpyro {family} {estimator} {cdf_gradient}")
+    _assert_unbiased(
+        per_sample, _exact_gradients(family, params, coefficients), f"numpyro {family} {estimator} {cdf_gradient}"
+    )
 
 
 def test_numpyro_sampled_gamma_shape_gradient_agrees_with_the_exact_one():
@@ -261,9 +271,13 @@ def test_pyro_sampled_normal_is_unbiased_and_agrees_with_the_exact_path(cdf_grad
     Eq. 9 for ``loc``/``scale`` the gradient is unbiased (N = 20000, |z| < 5), and its
     per-sample difference to the exact path on the same draws has mean zero."""
     params, coefficients = _normal_case()
-    tensors_of = lambda: {
-        k: torch.tensor(np.broadcast_to(v, (NUM_SAMPLES,) + v.shape).copy(), requires_grad=True) for k, v in params.items()
-    }
+
+    def tensors_of():
+        return {
+            k: torch.tensor(np.broadcast_to(v, (NUM_SAMPLES,) + v.shape).copy(), requires_grad=True)
+            for k, v in params.items()
+        }
+
     results = {}
     for option in ("exact", cdf_gradient):
         tensors = tensors_of()
@@ -328,7 +342,9 @@ def test_pyro_backward_and_forward_equal_shared_math_on_the_replayed_draws(famil
     names = PARAMETER_NAMES[family]
     tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     mixture = pyro_gmm.ReparamMixtureSameFamily(
-        pdist.Categorical(logits=tensors["logits"]), _pyro_component(family, tensors, True), cdf_gradient=cdf_gradient,
+        pdist.Categorical(logits=tensors["logits"]),
+        _pyro_component(family, tensors, True),
+        cdf_gradient=cdf_gradient,
         cdf_gradient_samples=2,
     )
     torch.manual_seed(12)
@@ -345,8 +361,16 @@ def test_pyro_backward_and_forward_equal_shared_math_on_the_replayed_draws(famil
     detached = [t.detach() for t in (locs, scales, logits)]
     shape_detached = tuple(p.detach() for p in shape_params)
     bars = shared_math.sample_vjp(
-        "auto", x.detach(), *detached, one_hot, noise, cotangent, family=family_name, shape_params=shape_detached,
-        cdf_gradient=cdf_gradient, cdf_noise=inner,
+        "auto",
+        x.detach(),
+        *detached,
+        one_hot,
+        noise,
+        cotangent,
+        family=family_name,
+        shape_params=shape_detached,
+        cdf_gradient=cdf_gradient,
+        cdf_noise=inner,
     )
     want = dict(zip(shape_params_names(family), bars[3]))
     want["logits"] = bars[2]
@@ -364,8 +388,10 @@ def test_pyro_backward_and_forward_equal_shared_math_on_the_replayed_draws(famil
         local = dict(tensors)
         local[first] = value
         m = pyro_gmm.ReparamMixtureSameFamily(
-            pdist.Categorical(logits=local["logits"].detach()), _pyro_component(family, {k: v if k == first else v.detach() for k, v in local.items()}, True),
-            cdf_gradient=cdf_gradient, cdf_gradient_samples=2,
+            pdist.Categorical(logits=local["logits"].detach()),
+            _pyro_component(family, {k: v if k == first else v.detach() for k, v in local.items()}, True),
+            cdf_gradient=cdf_gradient,
+            cdf_gradient_samples=2,
         )
         torch.manual_seed(12)
         return (m.rsample((7,)) * cotangent).sum()
@@ -399,7 +425,13 @@ def test_numpyro_exact_gamma_gradients_match_the_reference():
     grads = jax.jit(jax.grad(lambda *a: jnp.sum(mixture(*a).sample(key, (5,)) * cotangent), argnums=(0, 1, 2)))(*args)
     scales = 1.0 / params["rate"]
     want = fref.implicit_vjp(
-        "gamma", x, np.zeros_like(scales), scales, params["logits"], cotangent, shape=(params["concentration"],),
+        "gamma",
+        x,
+        np.zeros_like(scales),
+        scales,
+        params["logits"],
+        cotangent,
+        shape=(params["concentration"],),
         shape_gradients=True,
     )
     ref.assert_close(np.asarray(grads[0]), want[3][0], 1e-7, floor=1e-3, what="concentration")
@@ -419,14 +451,20 @@ def test_values_match_the_frameworks_and_scipy(family):
     params, _ = _case(family, 1)
     tensors = {k: torch.tensor(v) for k, v in params.items()}
     arrays = {k: jnp.asarray(v) for k, v in params.items()}
-    mixture = pyro_gmm.ReparamMixtureSameFamily(pdist.Categorical(logits=tensors["logits"]), _pyro_component(family, tensors, False))
-    n_mixture = numpyro_gmm.ReparamMixtureSameFamily(ndist.CategoricalLogits(arrays["logits"]), _numpyro_component(family, arrays, False))
+    mixture = pyro_gmm.ReparamMixtureSameFamily(
+        pdist.Categorical(logits=tensors["logits"]), _pyro_component(family, tensors, False)
+    )
+    n_mixture = numpyro_gmm.ReparamMixtureSameFamily(
+        ndist.CategoricalLogits(arrays["logits"]), _numpyro_component(family, arrays, False)
+    )
     torch.manual_seed(0)
     x = mixture.sample((9,))
     stock = pdist.MixtureSameFamily(mixture.mixture_distribution, mixture.component_distribution)
     torch.testing.assert_close(mixture.log_prob(x), stock.log_prob(x), rtol=1e-12, atol=1e-12)
     n_stock = ndist.MixtureSameFamily(n_mixture.mixing_distribution, n_mixture.component_distribution)
-    np.testing.assert_allclose(n_mixture.log_prob(jnp.asarray(x.numpy())), n_stock.log_prob(jnp.asarray(x.numpy())), rtol=1e-12)
+    np.testing.assert_allclose(
+        n_mixture.log_prob(jnp.asarray(x.numpy())), n_stock.log_prob(jnp.asarray(x.numpy())), rtol=1e-12
+    )
     if family == "gamma":
         a, rate = params["concentration"][:, 0], params["rate"][:, 0]
         dist = scipy.stats.gamma(a, scale=1.0 / rate)
@@ -470,7 +508,8 @@ def test_bad_parameters_raise_naming_them(family, values, name):
     # torch's Beta validates through its Dirichlet, whose message names "concentration"
     with pytest.raises(ValueError, match="concentration" if family == "beta" else name), pdist.validation_enabled(True):
         pyro_gmm.ReparamMixtureSameFamily(
-            pdist.Categorical(logits=torch.zeros(2)), _pyro_component(family, {k: v[:, None] for k, v in tensors.items()}, False)
+            pdist.Categorical(logits=torch.zeros(2)),
+            _pyro_component(family, {k: v[:, None] for k, v in tensors.items()}, False),
         )
     with pytest.raises(ValueError, match=name):
         numpyro_gmm.ReparamMixtureSameFamily(
@@ -508,7 +547,10 @@ def test_bad_cdf_gradient_options_raise():
     arrays = {k: jnp.asarray(v) for k, v in params.items()}
     pyro_parts = (pdist.Categorical(logits=tensors["logits"]), _pyro_component("beta", tensors, False))
     numpyro_parts = (ndist.CategoricalLogits(arrays["logits"]), _numpyro_component("beta", arrays, False))
-    for make, parts in ((pyro_gmm.ReparamMixtureSameFamily, pyro_parts), (numpyro_gmm.ReparamMixtureSameFamily, numpyro_parts)):
+    for make, parts in (
+        (pyro_gmm.ReparamMixtureSameFamily, pyro_parts),
+        (numpyro_gmm.ReparamMixtureSameFamily, numpyro_parts),
+    ):
         with pytest.raises(ValueError, match="cdf_gradient='exact'"):
             make(*parts, cdf_gradient="exact")
         with pytest.raises(ValueError, match="cdf_gradient must be one of"):
@@ -523,7 +565,8 @@ def test_bad_cdf_gradient_options_raise():
             cdf_gradient="exact",
         )
     exact = numpyro_gmm.ReparamMixtureSameFamily(  # JAX has it
-        ndist.CategoricalLogits(jnp.zeros(2)), ndist.Gamma(jnp.asarray(gamma_params["concentration"][:, 0]), 1.0),
+        ndist.CategoricalLogits(jnp.zeros(2)),
+        ndist.Gamma(jnp.asarray(gamma_params["concentration"][:, 0]), 1.0),
         cdf_gradient="exact",
     )
     assert exact.resolved_cdf == ("exact", 1)

@@ -11,10 +11,10 @@ dimensions, scales shared across components, and scales shared across dimensions
 
 from __future__ import annotations
 
+import _reference as ref
 import numpy as np
 import pytest
 
-import _reference as ref
 import shared_math
 import shared_math._backend
 from shared_math import _sweeps as gradients

@@ -36,13 +36,13 @@ run draws 50 derandomized examples per backend and test; the ``slow`` variants d
 
 from __future__ import annotations
 
+import _reference as ref
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import _reference as ref
 import shared_math
 
 NUM_POINTS = 6
@@ -65,9 +65,13 @@ def hard_mixtures(draw):
     scales = 10.0**log10_scales
     x, _, _ = ref.sample_mixture(rng, locs, scales, logits, (NUM_POINTS,))
     data = dict(
-        x=x, locs=locs, scales=scales, logits=logits,
+        x=x,
+        locs=locs,
+        scales=scales,
+        logits=logits,
         cotangent=rng.standard_normal(x.shape),
-        locs_dot=rng.standard_normal(kd), scales_dot=rng.standard_normal(kd) * scales,
+        locs_dot=rng.standard_normal(kd),
+        scales_dot=rng.standard_normal(kd) * scales,
         logits_dot=rng.standard_normal(num_components),
     )
     # Cast once to float32; the float64 comparison value starts from these same numbers.

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import functools
 
+import _reference as ref
 import numpy as np
 import pytest
 
-import _reference as ref
 import shared_math
 import shared_math._sweeps
 import shared_math.estimators
@@ -31,7 +31,7 @@ JAX_SIZES = {(2, 7)}
 RTOL64 = 1e-10
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case_with_jacobians(case, num_components, event_size):
     seed = 1000 * num_components + event_size + 7 * len(case)
     data = ref.mixture_case(case, num_components, event_size, seed)
@@ -109,8 +109,8 @@ def test_implicit_vjp_float32(xp):
 def test_implicit_vjp_single_component_is_reparameterization_trick(xp):
     """K = 1: locs_bar = g, scales_bar = g·eps (to rounding), logits_bar = 0 exactly."""
     data = ref.mixture_case("unbatched", 1, 3, seed=3)
-    locs_bar, scales_bar, logits_bar = xp.call(shared_math.implicit_vjp,
-        *_args(xp, data, POINT_AND_PARAMETERS + ("cotangent",))
+    locs_bar, scales_bar, logits_bar = xp.call(
+        shared_math.implicit_vjp, *_args(xp, data, POINT_AND_PARAMETERS + ("cotangent",))
     )
     g, eps = data["cotangent"], data["noise"]
     ref.assert_close(xp.to_numpy(locs_bar), np.sum(g, 0)[None], 1e-14, floor=0.0, what="locs_bar")
@@ -176,7 +176,11 @@ def test_chosen_component_vjp(xp, case):
     chosen = xp.asarray(ref.one_hot(data["component"], 3))
     out = xp.call(
         shared_math.estimators.chosen_component_vjp,
-        chosen, xp.asarray(data["noise"]), xp.asarray(data["cotangent"]), data["locs"].shape, data["scales"].shape,
+        chosen,
+        xp.asarray(data["noise"]),
+        xp.asarray(data["cotangent"]),
+        data["locs"].shape,
+        data["scales"].shape,
         static_argnums=(3, 4),
     )
     for name, got, want in zip(("locs", "scales"), out, expected):
@@ -189,8 +193,12 @@ def test_hybrid_vjp(xp, case):
     """locs/scales: the chosen-component path; logits: the implicit logits gradient (Eq. 22)."""
     data = case_with_jacobians(case, 3, 4)
     chosen = xp.asarray(ref.one_hot(data["component"], 3))
-    out = xp.call(shared_math.hybrid_vjp,
-        *_args(xp, data, POINT_AND_PARAMETERS), chosen, xp.asarray(data["noise"]), xp.asarray(data["cotangent"])
+    out = xp.call(
+        shared_math.hybrid_vjp,
+        *_args(xp, data, POINT_AND_PARAMETERS),
+        chosen,
+        xp.asarray(data["noise"]),
+        xp.asarray(data["cotangent"]),
     )
     expected_locs, expected_scales = ref.chosen_component_vjp(
         data["component"], data["noise"], data["cotangent"], data["locs"].shape, data["scales"].shape

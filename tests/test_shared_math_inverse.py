@@ -17,12 +17,12 @@ block); the errors achieved are 1e-11 to 4e-10.
 
 from __future__ import annotations
 
+import _reference as ref
 import numpy as np
 import pytest
 import scipy.optimize
 import scipy.special
 
-import _reference as ref
 import shared_math
 
 STEP = 1e-5
@@ -53,7 +53,11 @@ def inverse_transform(u, locs, scales, logits):
         high = np.max(locs[:, d] + 40.0 * scales[:, d])
         root = scipy.optimize.brentq(
             lambda value: conditional_cdf(value, previous, locs, scales, logits) - u[d],
-            low, high, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=500,
+            low,
+            high,
+            xtol=1e-14,
+            rtol=4 * np.finfo(float).eps,
+            maxiter=500,
         )
         x.append(root)
     return np.array(x)
@@ -103,5 +107,5 @@ def test_implicit_gradients_match_resolved_sampler(num_components, event_size, s
     # Reverse mode: <g, dx/dtheta_i> for every entry i at once.
     g = rng.standard_normal(event_size)
     bars = shared_math.implicit_vjp(x, locs, scales, logits, g)
-    for (name, value), bar in zip(dict(locs=locs, scales=scales, logits=logits).items(), bars):
+    for name, bar in zip(("locs", "scales", "logits"), bars):
         ref.assert_close(bar.reshape(-1), difference[name] @ g, RTOL, what=f"{name}_bar")

@@ -15,11 +15,11 @@ Checked on every backend against
 
 from __future__ import annotations
 
+import _reference as ref
 import numpy as np
 import pytest
 import scipy.special
 
-import _reference as ref
 import shared_math
 import shared_math._sweeps
 import shared_math.estimators

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import functools
 
+import _reference as ref
 import numpy as np
 import pytest
 import scipy.stats
 
-import _reference as ref
 import shared_math
 
 SIZES = [(1, 1), (3, 4)]  # (K, D)
@@ -36,7 +36,7 @@ def backend_case_size_combos():
     return combos
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case_with_reference(name, num_components, event_size):
     data = ref.mixture_case(name, num_components, event_size, seed=hash((name, num_components, event_size)) % 2**32)
     args = (data["x"], data["locs"], data["scales"], data["logits"])
@@ -88,8 +88,11 @@ def test_first_conditional_weights_are_mixture_weights_and_normalised(xp):
 
 def test_mixed_dtypes_promote_to_float64(xp):
     data = case_with_reference("unbatched", 3, 4)
-    out = xp.call(shared_math.log_prob,
-        xp.asarray(data["x"], "float32"), xp.asarray(data["locs"]), xp.asarray(data["scales"], "float32"),
+    out = xp.call(
+        shared_math.log_prob,
+        xp.asarray(data["x"], "float32"),
+        xp.asarray(data["locs"]),
+        xp.asarray(data["scales"], "float32"),
         xp.asarray(data["logits"], "float32"),
     )
     assert out.dtype == xp.float64
@@ -127,8 +130,10 @@ def test_cdf_and_log_cdf_match_scipy(xp):
     # float32 log_cdf stays finite and relatively accurate even where Phi underflows float32.
     # Criterion: |a - e| <= 1e-5 |e| + 1e-6 (absolute near log F = 0, where float32 rounds F).
     np.testing.assert_allclose(
-        xp.to_numpy(log_cdf32), ref.log_cdf_1d(*(a.astype(np.float32) for a in (x, locs, scales, logits))),
-        rtol=1e-5, atol=1e-6,
+        xp.to_numpy(log_cdf32),
+        ref.log_cdf_1d(*(a.astype(np.float32) for a in (x, locs, scales, logits))),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -185,8 +190,12 @@ def test_sample_from_noise(xp, case):
     np.testing.assert_allclose(expected, data["x"], rtol=1e-14)  # the reference's own draw
     for dtype in ("float64", "float32"):
         chosen = xp.asarray(ref.one_hot(data["component"], 3), dtype)
-        out = xp.call(shared_math.sample_from_noise,
-            xp.asarray(data["locs"], dtype), xp.asarray(data["scales"], dtype), chosen, xp.asarray(data["noise"], dtype)
+        out = xp.call(
+            shared_math.sample_from_noise,
+            xp.asarray(data["locs"], dtype),
+            xp.asarray(data["scales"], dtype),
+            chosen,
+            xp.asarray(data["noise"], dtype),
         )
         assert xp.owns(out) and out.dtype == getattr(xp, dtype) and out.shape == expected.shape
         ref.assert_close(xp.to_numpy(out), expected, 1e-13 if dtype == "float64" else 1e-6, what=f"sample {dtype}")

@@ -38,7 +38,7 @@ def test_compiles_without_warnings(path):
 
 
 def backslash_letters_in_docstrings(source):
-    """``[(line, escape)]`` for every ``\\x`` (``x`` a letter) inside a non-raw triple-quoted string."""
+    r"""``[(line, escape)]`` for every ``\x`` (``x`` a letter) inside a non-raw triple-quoted string."""
     found = []
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type != tokenize.STRING:
@@ -57,7 +57,7 @@ def test_no_backslash_escapes_in_non_raw_docstrings(path):
 
 
 def test_the_checker_finds_what_it_should():
-    """The checker itself: finds ``\\m``, ``\\f`` and ``\\a`` in a non-raw docstring, not in a raw
+    r"""The checker itself: finds ``\m``, ``\f`` and ``\a`` in a non-raw docstring, not in a raw
     one, not a doubled backslash, not in a one-line string."""
     bad = 'def f():\n    """:math:`\\mu`, :math:`\\frac12`, \\arg"""\n'
     good = 'def f():\n    r""":math:`\\mu`"""\n    """:math:`\\\\mu`"""\n    x = "\\n"\n'

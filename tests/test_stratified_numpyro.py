@@ -13,6 +13,7 @@ import math
 import sys
 from pathlib import Path
 
+import _stratified_reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +24,6 @@ from numpyro import handlers
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.primitives import mutable
 
-import _stratified_reference as ref
 from numpyro_gmm import AutoDiagonalNormalMixture, DiagNormalMixture, ReparamMixtureSameFamily, Stratified_ELBO
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -113,7 +113,9 @@ def test_component_sample_is_one_reparameterized_draw_per_component():
     assert draws.shape == (4,) + batch_shape + (2, 3)
     noise = jax.random.normal(key, (4,) + batch_shape + (2, 3))
     np.testing.assert_allclose(draws, locs + scales * noise, rtol=1e-12)
-    jacobian = jax.jit(jax.grad(lambda l, s: DiagNormalMixture(l, s, logits).component_sample(key, (4,)).sum(), argnums=(0, 1)))
+    jacobian = jax.jit(
+        jax.grad(lambda l, s: DiagNormalMixture(l, s, logits).component_sample(key, (4,)).sum(), argnums=(0, 1))
+    )
     locs_bar, scales_bar = jacobian(locs, scales)
     np.testing.assert_allclose(locs_bar, np.full(locs.shape, 4.0))
     np.testing.assert_allclose(scales_bar, noise.sum(0), rtol=1e-12)
@@ -254,7 +256,9 @@ def two_site_model():
 
 def two_site_guide():
     p = ref.TWO_SITES
-    z1 = numpyro.sample("z1", DiagNormalMixture(jnp.asarray(p["locs1"]), jnp.asarray(p["scales1"]), jnp.asarray(p["logits1"])))
+    z1 = numpyro.sample(
+        "z1", DiagNormalMixture(jnp.asarray(p["locs1"]), jnp.asarray(p["scales1"]), jnp.asarray(p["logits1"]))
+    )
     locs2 = p["slope"] * z1[..., None, :] + jnp.asarray(p["offsets2"])[:, None]
     logits2 = p["logit_slope"] * z1 * jnp.array([1.0, -1.0])
     numpyro.sample("z2", DiagNormalMixture(locs2, jnp.asarray(p["scales2"])[:, None], logits2))
@@ -287,7 +291,9 @@ def test_autoguide_stratifies_and_predictive_works():
 
     model, guide, params, data = autoguide_problem()
     # The packed latent (size 2) is drawn once per component along stratum axis -2 (one plate).
-    guide_trace = handlers.trace(_stratify(handlers.seed(handlers.substitute(guide, data=params), 0), -2, 64)).get_trace(data)
+    guide_trace = handlers.trace(
+        _stratify(handlers.seed(handlers.substitute(guide, data=params), 0), -2, 64)
+    ).get_trace(data)
     shapes = {name: site["value"].shape for name, site in guide_trace.items() if site["type"] == "sample"}
     assert shapes == {"_auto_latent": (3, 1, 2), "loc": (3, 1), "scale": (3, 1)}
     predictive = Predictive(model, guide=guide, params=params, num_samples=7, return_sites=["loc", "scale", "obs"])
@@ -320,7 +326,9 @@ def test_jit_and_vmap_agree_and_mutable_state_passes_through():
         counter["calls"] = counter["calls"] + 1
         one_d_guide()
 
-    state = jax.jit(lambda key: Stratified_ELBO().loss_with_mutable_state(key, {}, one_d_model, counting_guide))(keys[0])
+    state = jax.jit(lambda key: Stratified_ELBO().loss_with_mutable_state(key, {}, one_d_model, counting_guide))(
+        keys[0]
+    )
     assert int(state["mutable_state"]["counter"]["calls"]) == 1
 
 
@@ -340,7 +348,8 @@ def test_weight_gradient_carries_signal_where_trace_elbo_starves():
     locs, scales, logits = fitted_components_guide(dims)
     step, shift = 1e-5, np.array([1e-5, 0.0])
     exact = (
-        _separated.mixture_elbo(locs, scales, logits + shift, dims) - _separated.mixture_elbo(locs, scales, logits - shift, dims)
+        _separated.mixture_elbo(locs, scales, logits + shift, dims)
+        - _separated.mixture_elbo(locs, scales, logits - shift, dims)
     ) / (2 * step)
     prior_locs, observed = jnp.asarray(_separated.PRIOR_LOCS[:dims]), jnp.asarray(_separated.OBSERVED[:dims])
 
@@ -349,13 +358,17 @@ def test_weight_gradient_carries_signal_where_trace_elbo_starves():
         numpyro.sample("y", dist.Normal(z**2, _separated.NOISE_SCALE).to_event(1), obs=observed)
 
     def guide():
-        numpyro.sample("z", DiagNormalMixture(jnp.asarray(locs), jnp.asarray(scales), numpyro.param("logits", jnp.asarray(logits))))
+        numpyro.sample(
+            "z", DiagNormalMixture(jnp.asarray(locs), jnp.asarray(scales), numpyro.param("logits", jnp.asarray(logits)))
+        )
 
     samples = {}
     for name, loss in {"stratified": Stratified_ELBO(num_particles=10), "trace": Trace_ELBO(num_particles=40)}.items():
         gradient = jax.grad(lambda p, key: -loss.loss(key, p, model, guide))
         keys = jax.random.split(jax.random.PRNGKey(7), 20)
-        samples[name] = np.asarray(jax.jit(jax.vmap(gradient, in_axes=(None, 0)))({"logits": jnp.asarray(logits)}, keys)["logits"][:, 0])
+        samples[name] = np.asarray(
+            jax.jit(jax.vmap(gradient, in_axes=(None, 0)))({"logits": jnp.asarray(logits)}, keys)["logits"][:, 0]
+        )
     stratified, trace = samples["stratified"], samples["trace"]
     assert exact < -0.15
     assert abs(z_scores(stratified, exact)) < Z_THRESHOLD
@@ -383,9 +396,13 @@ def test_separated_modes_weights_match_exact_masses_over_seeds(dims):
 # ------------------------------------------------------------------ float32, masks, errors
 def test_float32_gradients_are_finite_on_separated_modes():
     model, guide = separated_problem(2, dtype=jnp.float32)
-    params = {name: jnp.asarray(a, jnp.float32) for name, a in zip(("locs", "scales", "logits"), _separated.initial_guide(2))}
+    params = {
+        name: jnp.asarray(a, jnp.float32) for name, a in zip(("locs", "scales", "logits"), _separated.initial_guide(2))
+    }
     objective = Stratified_ELBO(num_particles=4)
-    loss, gradients = jax.jit(jax.value_and_grad(lambda p: objective.loss(jax.random.PRNGKey(0), p, model, guide)))(params)
+    loss, gradients = jax.jit(jax.value_and_grad(lambda p: objective.loss(jax.random.PRNGKey(0), p, model, guide)))(
+        params
+    )
     assert loss.dtype == jnp.float32
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in gradients.values())
 
@@ -474,7 +491,13 @@ def test_grid_size_limit_and_to_event_warning_and_arguments():
 
     with pytest.warns(UserWarning, match="inside .to_event"):
         traced_loss(Stratified_ELBO(), event_model, event_guide)
-    for bad in ({"num_particles": 0}, {"num_particles": 1.5}, {"importance_weighted": 1}, {"max_grid_size": 0}, {"max_plate_nesting": -1}):
+    for bad in (
+        {"num_particles": 0},
+        {"num_particles": 1.5},
+        {"importance_weighted": 1},
+        {"max_grid_size": 0},
+        {"max_plate_nesting": -1},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Stratified_ELBO(**bad)
 

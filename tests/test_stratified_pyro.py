@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import _stratified_reference as ref
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -23,7 +24,6 @@ import torch
 from pyro import poutine
 from pyro.infer import SVI, Predictive, Trace_ELBO
 
-import _stratified_reference as ref
 from pyro_gmm import AutoDiagonalNormalMixture, DiagNormalMixture, ReparamMixtureSameFamily, Stratified_ELBO
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -272,14 +272,18 @@ def test_per_datapoint_mixtures_in_a_subsampled_plate():
 def two_site_model():
     z1 = pyro.sample("z1", dist.Normal(0.0, 1.0).expand([1]).to_event(1))
     z2 = pyro.sample("z2", dist.Normal(z1, 1.0).to_event(1))
-    pyro.sample("y", dist.Normal((z1 + z2)[..., 0], ref.TWO_SITES["noise"]), obs=torch.tensor(ref.TWO_SITES["observed"]))
+    pyro.sample(
+        "y", dist.Normal((z1 + z2)[..., 0], ref.TWO_SITES["noise"]), obs=torch.tensor(ref.TWO_SITES["observed"])
+    )
 
 
 def two_site_guide():
     p = ref.TWO_SITES
-    z1 = pyro.sample("z1", DiagNormalMixture(torch.tensor(p["locs1"]), torch.tensor(p["scales1"]), torch.tensor(p["logits1"])))
+    z1 = pyro.sample(
+        "z1", DiagNormalMixture(torch.tensor(p["locs1"]), torch.tensor(p["scales1"]), torch.tensor(p["logits1"]))
+    )
     # The second site's locations *and weights* depend on the first site's draw.
-    locs2 = (p["slope"] * z1[..., None, :] + torch.tensor(p["offsets2"])[:, None])  # (..., 2, 1)
+    locs2 = p["slope"] * z1[..., None, :] + torch.tensor(p["offsets2"])[:, None]  # (..., 2, 1)
     logits2 = p["logit_slope"] * z1 * torch.tensor([1.0, -1.0])  # (..., 2)
     pyro.sample("z2", DiagNormalMixture(locs2, torch.tensor(p["scales2"])[:, None], logits2))
 
@@ -357,7 +361,8 @@ def test_weight_gradient_carries_signal_where_trace_elbo_starves():
     step = 1e-5
     shift = np.array([step, 0.0])
     exact = (
-        _separated.mixture_elbo(locs, scales, logits + shift, dims) - _separated.mixture_elbo(locs, scales, logits - shift, dims)
+        _separated.mixture_elbo(locs, scales, logits + shift, dims)
+        - _separated.mixture_elbo(locs, scales, logits - shift, dims)
     ) / (2 * step)
 
     def model():
@@ -377,7 +382,10 @@ def test_weight_gradient_carries_signal_where_trace_elbo_starves():
     samples = {}
     for name, loss in losses.items():  # 20 replicate batch means each
         samples[name] = np.array(
-            [torch.autograd.grad(-loss.differentiable_loss(model, guide), [logits_leaf])[0][0].item() for _ in range(20)]
+            [
+                torch.autograd.grad(-loss.differentiable_loss(model, guide), [logits_leaf])[0][0].item()
+                for _ in range(20)
+            ]
         )
     stratified, trace = samples["stratified"], samples["trace"]
     assert exact < -0.15
@@ -505,7 +513,9 @@ def test_grid_size_limit_and_to_event_warning_and_arguments():
 
     def event_guide():
         with warnings.catch_warnings():
-            pyro.sample("z", DiagNormalMixture(torch.zeros(2, 2, 1), torch.ones(2, 2, 1), torch.zeros(2, 2)).to_event(1))
+            pyro.sample(
+                "z", DiagNormalMixture(torch.zeros(2, 2, 1), torch.ones(2, 2, 1), torch.zeros(2, 2)).to_event(1)
+            )
 
     def event_model():
         pyro.sample("z", dist.Normal(0.0, 1.0).expand([2, 1]).to_event(2))

@@ -62,8 +62,17 @@ QUICK = Settings(
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.variance", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run with tiny sample sizes (does not touch docs/ unless --output-dir is given)")
-    parser.add_argument("--output-dir", type=Path, default=None, help="where estimators.md and estimators_variance.png go (default: docs/)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run with tiny sample sizes (does not touch docs/ unless --output-dir is given)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where estimators.md and estimators_variance.png go (default: docs/)",
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else Settings()
     output_dir = args.output_dir or (None if args.quick else REPO_ROOT / "docs")
@@ -75,7 +84,9 @@ def main(argv=None) -> None:
     print("other component families")
     family_rows = grids.family_grid(settings.family_samples, event_sizes=settings.family_event_sizes)
     print("implicit / hybrid crossover in separation")
-    crossover = grids.crossover_grid(settings.num_samples, settings.crossover_separations, settings.crossover_event_sizes)
+    crossover = grids.crossover_grid(
+        settings.num_samples, settings.crossover_separations, settings.crossover_event_sizes
+    )
     print("bias of Pyro's estimator")
     bias_rows = grids.run_bias(settings.bias_samples, event_sizes=settings.bias_event_sizes)
     print("bias by quadrature (D = 2)")
@@ -86,8 +97,12 @@ def main(argv=None) -> None:
         for num_components in grids.COMPONENT_COUNTS
     ]
     print("robustness: further random mixtures")
-    robustness = grids.robustness_grid(settings.robustness_mixtures, settings.robustness_samples, settings.robustness_event_sizes)
-    robustness_worst, robustness_exact, robustness_swapped = grids.worst_robustness_quadrature(robustness, settings.quadrature_points)
+    robustness = grids.robustness_grid(
+        settings.robustness_mixtures, settings.robustness_samples, settings.robustness_event_sizes
+    )
+    robustness_worst, robustness_exact, robustness_swapped = grids.worst_robustness_quadrature(
+        robustness, settings.quadrature_points
+    )
     leading_overlap = grids.leading_overlap_cases(grid_points=settings.quadrature_points)
     pyro_difference = grids.pyro_rao_blackwell_difference()
     print("separation profile")

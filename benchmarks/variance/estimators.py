@@ -29,7 +29,9 @@ def registry_per_sample(mixture: Mixture, draws: Draws, cotangent: np.ndarray, n
     :data:`shared_math.ESTIMATORS` (or those in ``names``), on the same draws."""
     parameters = per_sample_parameters(mixture, draws.x.shape[0])
     return {
-        name: shared_math.sample_vjp(name, draws.x, *parameters, draws.one_hot, draws.noise, cotangent, **mixture.options)
+        name: shared_math.sample_vjp(
+            name, draws.x, *parameters, draws.one_hot, draws.noise, cotangent, **mixture.options
+        )
         for name in (shared_math.ESTIMATORS if names is None else names)
     }
 
@@ -82,7 +84,9 @@ def pyro_gradient_at(mixture: Mixture, x: np.ndarray, cotangent: np.ndarray):
     import torch
     from pyro.distributions.diag_normal_mixture import _MixDiagNormalSample
 
-    locs, scales, logits = (torch.tensor(a, dtype=torch.float64) for a in (mixture.locs, mixture.scales, mixture.logits))
+    locs, scales, logits = (
+        torch.tensor(a, dtype=torch.float64) for a in (mixture.locs, mixture.scales, mixture.logits)
+    )
     context = types.SimpleNamespace(saved_tensors=(torch.tensor(x), scales, locs, logits, torch.softmax(logits, -1)))
     context.needs_input_grad = (True,) * 6
     grads = _MixDiagNormalSample.backward(context, torch.tensor(cotangent))
@@ -97,7 +101,9 @@ def estimator_gradients(mixture: Mixture, objective, num_samples: int, seed: int
     """
     draws = draw(mixture, num_samples, np.random.default_rng(seed))
     values, cotangent = objective.value_and_grad(draws.x)
-    results = {name: dict(zip(GROUPS, gradients)) for name, gradients in registry_per_sample(mixture, draws, cotangent).items()}
+    results = {
+        name: dict(zip(GROUPS, gradients)) for name, gradients in registry_per_sample(mixture, draws, cotangent).items()
+    }
     results["score"] = {"logits": score_function_logits(mixture, draws, values)}
     results["score_rb"] = {"logits": score_function_logits(mixture, draws, values, rao_blackwell=True)}
     if include_pyro and mixture.event_size >= 2 and mixture.family == "normal":

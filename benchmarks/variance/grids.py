@@ -60,7 +60,15 @@ class Row:
 
 
 def run_configuration(
-    objective_name, separation_name, num_components, event_size, num_samples, pyro_samples=0, draw_seed=None, family="normal", shape_params=()
+    objective_name,
+    separation_name,
+    num_components,
+    event_size,
+    num_samples,
+    pyro_samples=0,
+    draw_seed=None,
+    family="normal",
+    shape_params=(),
 ):
     """One :class:`Row`: summed per-sample variances of every estimator and group, and the
     largest bias z-score where the exact gradient is known.  ``pyro_samples = 0`` skips Pyro.
@@ -70,7 +78,9 @@ def run_configuration(
     derived from the configuration too).
     """
     seed = config_seed(objective_name, separation_name, num_components, event_size)
-    mixture = make_mixture(num_components, event_size, SEPARATIONS[separation_name], seed).with_family(family, shape_params)
+    mixture = make_mixture(num_components, event_size, SEPARATIONS[separation_name], seed).with_family(
+        family, shape_params
+    )
     objective = make_objective(objective_name, mixture, seed)
     draw_seed = seed + 1 if draw_seed is None else draw_seed
     gradients = estimator_gradients(mixture, objective, num_samples, draw_seed, include_pyro=False)
@@ -86,7 +96,14 @@ def run_configuration(
     return row
 
 
-def run_study(num_samples, pyro_samples, event_sizes=EVENT_SIZES, component_counts=COMPONENT_COUNTS, objectives=OBJECTIVES, log=print):
+def run_study(
+    num_samples,
+    pyro_samples,
+    event_sizes=EVENT_SIZES,
+    component_counts=COMPONENT_COUNTS,
+    objectives=OBJECTIVES,
+    log=print,
+):
     """The main grid: objectives × separations × K × D."""
     rows = []
     for objective_name in objectives:
@@ -94,12 +111,20 @@ def run_study(num_samples, pyro_samples, event_sizes=EVENT_SIZES, component_coun
             for num_components in component_counts:
                 for event_size in event_sizes:
                     start = time.perf_counter()
-                    rows.append(run_configuration(objective_name, separation_name, num_components, event_size, num_samples, pyro_samples))
-                    log(f"  {objective_name} {separation_name} K={num_components} D={event_size}: {time.perf_counter() - start:.2f} s")
+                    rows.append(
+                        run_configuration(
+                            objective_name, separation_name, num_components, event_size, num_samples, pyro_samples
+                        )
+                    )
+                    log(
+                        f"  {objective_name} {separation_name} K={num_components} D={event_size}: {time.perf_counter() - start:.2f} s"
+                    )
     return rows
 
 
-def family_grid(num_samples, families=FAMILY_CASES, event_sizes=FAMILY_EVENT_SIZES, component_counts=COMPONENT_COUNTS, log=print):
+def family_grid(
+    num_samples, families=FAMILY_CASES, event_sizes=FAMILY_EVENT_SIZES, component_counts=COMPONENT_COUNTS, log=print
+):
     """The cosine objective with other component families: families × separations × K × D,
     on the main grid's mixtures and objectives (only the family changes)."""
     rows = []
@@ -109,9 +134,19 @@ def family_grid(num_samples, families=FAMILY_CASES, event_sizes=FAMILY_EVENT_SIZ
                 for event_size in event_sizes:
                     start = time.perf_counter()
                     rows.append(
-                        run_configuration("cosine", separation_name, num_components, event_size, num_samples, family=family, shape_params=shape_params)
+                        run_configuration(
+                            "cosine",
+                            separation_name,
+                            num_components,
+                            event_size,
+                            num_samples,
+                            family=family,
+                            shape_params=shape_params,
+                        )
                     )
-                    log(f"  {family} {separation_name} K={num_components} D={event_size}: {time.perf_counter() - start:.2f} s")
+                    log(
+                        f"  {family} {separation_name} K={num_components} D={event_size}: {time.perf_counter() - start:.2f} s"
+                    )
     return rows
 
 
@@ -120,7 +155,9 @@ def ratio_to_better(row, estimator, group) -> float:
     return row.variance[estimator, group] / min(row.variance["implicit", group], row.variance["hybrid", group])
 
 
-def crossover_grid(num_samples, separations=(0.5, 1, 2, 3, 4, 6, 8), event_sizes=(1, 2, 4, 8), objectives=("cosine", "elbo")):
+def crossover_grid(
+    num_samples, separations=(0.5, 1, 2, 3, 4, 6, 8), event_sizes=(1, 2, 4, 8), objectives=("cosine", "elbo")
+):
     """``{(objective, K, D): [implicit/hybrid variance ratio of locs+scales, per separation]}``.
 
     Along a row only the separation changes: the same seeded mixture (means scaled by Δ),
@@ -175,8 +212,12 @@ def run_bias(num_samples, event_sizes=(2, 8), component_counts=COMPONENT_COUNTS,
                         for estimator in ("implicit", "hybrid", "pyro")
                         for group, per_sample in gradients[estimator].items()
                     }
-                    rows.append(BiasRow(objective_name, separation_name, num_components, event_size, num_samples, z_tests))
-                    log(f"  bias {objective_name} {separation_name} K={num_components} D={event_size}: {time.perf_counter() - start:.2f} s")
+                    rows.append(
+                        BiasRow(objective_name, separation_name, num_components, event_size, num_samples, z_tests)
+                    )
+                    log(
+                        f"  bias {objective_name} {separation_name} K={num_components} D={event_size}: {time.perf_counter() - start:.2f} s"
+                    )
     return rows
 
 
@@ -215,7 +256,9 @@ def quadrature_bias(objective_name, separation_name, num_components, grid_points
     _, mc_cotangent = objective.value_and_grad(draws.x)
     mc = shared_math.implicit_vjp(draws.x, *per_sample_parameters(mixture, mc_samples), mc_cotangent)
     implicit_mc_variance = {group: summed_variance(mc[i]) for i, group in enumerate(GROUPS)}
-    return QuadratureBiasRow(objective_name, separation_name, num_components, relative_error, cosine, implicit_variance, implicit_mc_variance)
+    return QuadratureBiasRow(
+        objective_name, separation_name, num_components, relative_error, cosine, implicit_variance, implicit_mc_variance
+    )
 
 
 def pyro_rao_blackwell_difference(num_draws=256, seeds=range(4)):
@@ -275,11 +318,19 @@ def robustness_grid(num_mixtures, num_samples, event_sizes=(2, 4, 8, 64), log=pr
             for objective_name in OBJECTIVES:
                 for separation_name in SEPARATIONS:
                     for num_components in COMPONENT_COUNTS:
-                        mixture, objective, seed = robustness_mixture(objective_name, separation_name, num_components, event_size, index)
+                        mixture, objective, seed = robustness_mixture(
+                            objective_name, separation_name, num_components, event_size, index
+                        )
                         gradients = estimator_gradients(mixture, objective, num_samples, seed + 1, include_pyro=False)
                         for group in ("locs", "scales"):
-                            variance = {name: summed_variance(gradients[name][group]) for name in shared_math.ESTIMATORS}
-                            cases.append(RobustnessCase(objective_name, separation_name, num_components, event_size, index, group, variance))
+                            variance = {
+                                name: summed_variance(gradients[name][group]) for name in shared_math.ESTIMATORS
+                            }
+                            cases.append(
+                                RobustnessCase(
+                                    objective_name, separation_name, num_components, event_size, index, group, variance
+                                )
+                            )
         log(f"  robustness D={event_size}: {time.perf_counter() - start:.2f} s")
     return cases
 
@@ -289,14 +340,22 @@ def worst_robustness_quadrature(cases, grid_points=601):
     with its exact (quadrature) variances, as drawn and with its coordinates swapped:
     ``(case, {(estimator, group): variance}, same for the swapped problem)``."""
     worst = max((case for case in cases if case.event_size == 2), key=lambda case: case.ratio(auto_estimator()))
-    mixture, objective, _ = robustness_mixture(worst.objective, worst.separation, worst.num_components, 2, worst.mixture_index)
-    return worst, quadrature_variances(mixture, objective, grid_points), quadrature_variances(*swapped_coordinates(mixture, objective), grid_points)
+    mixture, objective, _ = robustness_mixture(
+        worst.objective, worst.separation, worst.num_components, 2, worst.mixture_index
+    )
+    return (
+        worst,
+        quadrature_variances(mixture, objective, grid_points),
+        quadrature_variances(*swapped_coordinates(mixture, objective), grid_points),
+    )
 
 
 def leading_overlap_cases(component_counts=COMPONENT_COUNTS, grid_points=601):
     """``{(K, overlap_first): exact variances}`` of :func:`leading_overlap_mixture`, by quadrature."""
     return {
-        (num_components, overlap_first): quadrature_variances(*leading_overlap_mixture(num_components, overlap_first=overlap_first), grid_points)
+        (num_components, overlap_first): quadrature_variances(
+            *leading_overlap_mixture(num_components, overlap_first=overlap_first), grid_points
+        )
         for num_components in component_counts
         for overlap_first in (True, False)
     }
@@ -305,7 +364,9 @@ def leading_overlap_cases(component_counts=COMPONENT_COUNTS, grid_points=601):
 # --------------------------------------------------------------------------- separation: SVI on the weights
 
 
-def svi_weight_trajectories(separation, estimator, num_particles, num_steps=1000, num_seeds=16, learning_rate=0.05, seed=0):
+def svi_weight_trajectories(
+    separation, estimator, num_particles, num_steps=1000, num_seeds=16, learning_rate=0.05, seed=0
+):
     r"""Fit the guide's logits to the target of :func:`two_mode_problem` by Adam on the ELBO.
 
     Only the logits are learned (locations and scales already match the target).  Returns

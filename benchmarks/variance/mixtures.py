@@ -55,9 +55,12 @@ class Mixture:
     @property
     def options(self) -> dict:
         """The ``family=``/``shape_params=`` keywords of every ``shared_math`` call."""
-        return {"family": self.family, "shape_params": tuple(np.asarray(value, dtype=np.float64) for value in self.shape_params)}
+        return {
+            "family": self.family,
+            "shape_params": tuple(np.asarray(value, dtype=np.float64) for value in self.shape_params),
+        }
 
-    def with_family(self, family: str, shape_params: tuple = ()) -> "Mixture":
+    def with_family(self, family: str, shape_params: tuple = ()) -> Mixture:
         return replace(self, family=family, shape_params=tuple(shape_params))
 
     def noise_distribution(self):
@@ -81,7 +84,7 @@ def make_mixture(num_components: int, event_size: int, separation: float, seed: 
 
 
 def log_prob(x: np.ndarray, mixture: Mixture) -> np.ndarray:
-    """:math:`\\log q(x)`, shape (N,) (:func:`shared_math.log_prob`)."""
+    r""":math:`\log q(x)`, shape (N,) (:func:`shared_math.log_prob`)."""
     return shared_math.log_prob(x, mixture.locs, mixture.scales, mixture.logits, **mixture.options)
 
 
@@ -111,7 +114,7 @@ class Draws:
 
 
 def draw(mixture: Mixture, num_samples: int, rng: np.random.Generator) -> Draws:
-    """``num_samples`` draws :math:`x = \\mu_k + \\sigma_k\\varepsilon` via :func:`shared_math.sample_from_noise`
+    r"""``num_samples`` draws :math:`x = \mu_k + \sigma_k\varepsilon` via :func:`shared_math.sample_from_noise`
     (for the Normal, ``scipy.stats.norm.rvs`` returns ``rng.standard_normal`` exactly)."""
     component = rng.choice(mixture.num_components, size=num_samples, p=mixture.probs)
     one_hot = shared_math.one_hot(component, mixture.num_components, np.float64)

@@ -37,7 +37,9 @@ def log_characteristic_function(t: np.ndarray, family: str, shape_params: tuple 
         order = 0.5 * df
         a = math.sqrt(df) * np.abs(t)
         safe = np.where(a > 0, a, 1.0)
-        log_phi = order * np.log(safe) + np.log(kve(order, safe)) - safe - gammaln(order) - (order - 1.0) * math.log(2.0)
+        log_phi = (
+            order * np.log(safe) + np.log(kve(order, safe)) - safe - gammaln(order) - (order - 1.0) * math.log(2.0)
+        )
         slope = -math.sqrt(df) * np.sign(t) * kve(order - 1.0, safe) / kve(order, safe)
         return np.where(a > 0, log_phi, 0.0), np.where(a > 0, slope, 0.0)
     if family == "gumbel":
@@ -60,7 +62,7 @@ class Cosine:
         return np.cos(phase), -np.sin(phase)[:, None] * self.omega
 
     def _component_terms(self, mixture: Mixture):
-        """``(A_k, d/dt log φ(ω_d σ_kd))`` with :math:`E_k[h] = \\operatorname{Re}A_k`."""
+        r"""``(A_k, d/dt log φ(ω_d σ_kd))`` with :math:`E_k[h] = \operatorname{Re}A_k`."""
         log_phi, slope = log_characteristic_function(self.omega * mixture.scales, mixture.family, mixture.shape_params)
         return np.exp(1j * (mixture.locs @ self.omega) + log_phi.sum(-1)), slope
 
@@ -128,16 +130,18 @@ OBJECTIVES = ("cosine", "polynomial", "elbo")
 
 
 def make_objective(name: str, mixture: Mixture, seed: int):
-    """The objective ``name`` (one of :data:`OBJECTIVES`) for ``mixture``, seeded.
+    r"""The objective ``name`` (one of :data:`OBJECTIVES`) for ``mixture``, seeded.
 
-    Scaled so that :math:`\\|\\partial h/\\partial x\\|` stays of order one at every D.
+    Scaled so that :math:`\|\partial h/\partial x\|` stays of order one at every D.
     """
     rng = np.random.default_rng(seed + 7919)
     event_size = mixture.event_size
     if name == "cosine":
         return Cosine(1.5 * rng.standard_normal(event_size) / math.sqrt(event_size))
     if name == "polynomial":
-        return Polynomial(rng.standard_normal(event_size) / math.sqrt(event_size), np.full(event_size, 1.0 / math.sqrt(event_size)))
+        return Polynomial(
+            rng.standard_normal(event_size) / math.sqrt(event_size), np.full(event_size, 1.0 / math.sqrt(event_size))
+        )
     if name == "elbo":
         # Target: the guide's components moved by 0.5 (RMS), 25 % wider, weights reversed.
         shift = 0.5 * rng.standard_normal(mixture.locs.shape) / math.sqrt(2 * event_size)

@@ -24,7 +24,11 @@ from .objectives import two_mode_problem
 def quadrature_points(mixture: Mixture, grid_points: int):
     """``(points (grid_points², 2), cell area)``: a D = 2 grid covering every component to 11 scales."""
     axes = [
-        np.linspace((mixture.locs[:, d] - 11 * mixture.scales[:, d]).min(), (mixture.locs[:, d] + 11 * mixture.scales[:, d]).max(), grid_points)
+        np.linspace(
+            (mixture.locs[:, d] - 11 * mixture.scales[:, d]).min(),
+            (mixture.locs[:, d] + 11 * mixture.scales[:, d]).max(),
+            grid_points,
+        )
         for d in range(2)
     ]
     points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
@@ -50,7 +54,14 @@ def _conditional_draws(entry, mixture: Mixture, x: np.ndarray):
     for k in range(mixture.num_components):
         selected = resp[:, k] >= NEGLIGIBLE_PROBABILITY
         if selected.any():
-            draws.append((selected, resp[selected, k], np.broadcast_to(eye[k], (int(selected.sum()), eye.shape[0])), z[selected, k, :]))
+            draws.append(
+                (
+                    selected,
+                    resp[selected, k],
+                    np.broadcast_to(eye[k], (int(selected.sum()), eye.shape[0])),
+                    z[selected, k, :],
+                )
+            )
     return draws
 
 
@@ -68,7 +79,9 @@ def quadrature_variances(mixture: Mixture, objective, grid_points: int = 601, ch
             for selected, probability, one_hot, noise in _conditional_draws(entry, mixture, x):
                 weighted = weights[selected] * probability
                 parameters = per_sample_parameters(mixture, weighted.shape[0])
-                gradients = shared_math.sample_vjp(name, x[selected], *parameters, one_hot, noise, cotangent[selected], **mixture.options)
+                gradients = shared_math.sample_vjp(
+                    name, x[selected], *parameters, one_hot, noise, cotangent[selected], **mixture.options
+                )
                 for i in range(2):
                     first[name][i] = first[name][i] + np.tensordot(weighted, gradients[i], axes=(0, 0))
                     second[name][i] += float(weighted @ (gradients[i] ** 2).reshape(weighted.shape[0], -1).sum(-1))
@@ -137,7 +150,8 @@ def separation_profile(separation: float, mc_samples: int = 16384, grid_points: 
         raise AssertionError(f"quadrature mismatch at separation {separation}: {exact} vs {exact_by_score}")
     centred = values - weights @ values
     component_weights = [  # q_k(x) dx, from the component alone
-        np.exp(shared_math.log_prob(x, guide.locs[k : k + 1], guide.scales[k : k + 1], np.zeros(1))) * step for k in range(2)
+        np.exp(shared_math.log_prob(x, guide.locs[k : k + 1], guide.scales[k : k + 1], np.zeros(1))) * step
+        for k in range(2)
     ]
     second_moments = {
         "implicit": weights @ implicit**2,

@@ -47,7 +47,9 @@ def _group_cells(row, group):
     implicit, hybrid = row.variance["implicit", group], row.variance["hybrid", group]
     bold = {"implicit": implicit <= hybrid, "hybrid": hybrid < implicit}
     return [
-        f"**{format_number(row.variance[name, group])}**" if bold.get(name) else format_number(row.variance[name, group])
+        f"**{format_number(row.variance[name, group])}**"
+        if bold.get(name)
+        else format_number(row.variance[name, group])
         for name in ESTIMATOR_NAMES
     ]
 
@@ -62,7 +64,9 @@ def variance_tables(rows) -> str:
         for row in (r for r in rows if r.objective == objective_name):
             cells = [row.separation, row.num_components, row.event_size, auto_estimator()]
             cells += _group_cells(row, "locs") + _group_cells(row, "scales")
-            cells += [format_number(row.variance[estimator, "logits"]) for estimator in ("implicit", "score", "score_rb")]
+            cells += [
+                format_number(row.variance[estimator, "logits"]) for estimator in ("implicit", "score", "score_rb")
+            ]
             cells.append(format_number(row.variance["pyro", "logits"]) if ("pyro", "logits") in row.variance else "—")
             body.append(cells)
         parts.append(f"**Objective: {objective_name}**\n\n" + _markdown_table(header, body))
@@ -148,9 +152,15 @@ def robustness_quadrature_text(worst, exact, swapped) -> str:
     same problem with its coordinates swapped."""
     auto = auto_estimator()
     group = worst.group
-    mixture, objective, _ = robustness_mixture(worst.objective, worst.separation, worst.num_components, 2, worst.mixture_index)
+    mixture, objective, _ = robustness_mixture(
+        worst.objective, worst.separation, worst.num_components, 2, worst.mixture_index
+    )
     better = min(exact["implicit", group], exact["hybrid", group])
-    omega = f"; ω = {np.array2string(objective.omega, precision=2, separator=', ')}" if isinstance(objective, Cosine) else ""
+    omega = (
+        f"; ω = {np.array2string(objective.omega, precision=2, separator=', ')}"
+        if isinstance(objective, Cosine)
+        else ""
+    )
     return (
         f"Worst D = 2 case ({worst.objective}, {worst.separation}, K = {worst.num_components}, {group}): "
         f"Monte Carlo auto / better = {format_number(worst.ratio(auto))}; exact by quadrature: "
@@ -173,7 +183,9 @@ def leading_overlap_table(results) -> str:
         for group in ("locs", "scales"):
             cells += [format_number(exact[name, group]) for name in ESTIMATOR_NAMES]
         cells.append(
-            "; ".join(format_number(exact["rao_blackwell", group] / exact["implicit", group]) for group in ("locs", "scales"))
+            "; ".join(
+                format_number(exact["rao_blackwell", group] / exact["implicit", group]) for group in ("locs", "scales")
+            )
         )
         body.append(cells)
     return _markdown_table(header, body)
@@ -214,7 +226,18 @@ def _z_cell(tests) -> str:
 
 
 def bias_table(rows) -> str:
-    header = ["objective", "components", "K", "D", "Pyro locs", "Pyro scales", "Pyro logits", "implicit (all groups)", "hybrid (all groups)", "thresholds (K·D / K entries)"]
+    header = [
+        "objective",
+        "components",
+        "K",
+        "D",
+        "Pyro locs",
+        "Pyro scales",
+        "Pyro logits",
+        "implicit (all groups)",
+        "hybrid (all groups)",
+        "thresholds (K·D / K entries)",
+    ]
     body = []
     for row in rows:
         cells = [row.objective, row.separation, row.num_components, row.event_size]
@@ -290,7 +313,14 @@ def separation_table(results) -> str:
 
 
 def svi_table(results) -> str:
-    header = ["Δ/σ", "estimator (logits)", "particles", "π₀ at step 100", "final π₀ (mean ± sd over seeds)", "RMS error of π₀, second half"]
+    header = [
+        "Δ/σ",
+        "estimator (logits)",
+        "particles",
+        "π₀ at step 100",
+        "final π₀ (mean ± sd over seeds)",
+        "RMS error of π₀, second half",
+    ]
     body = []
     for (separation, estimator, particles), trajectory in results.items():
         second_half = trajectory[trajectory.shape[0] // 2 :]
@@ -308,7 +338,9 @@ def svi_table(results) -> str:
 
 
 def _family_label(family):
-    return {"student_t": "Student-t (df = 3)", "gumbel": "Gumbel", "laplace": "Laplace", "normal": "Normal"}.get(family, family)
+    return {"student_t": "Student-t (df = 3)", "gumbel": "Gumbel", "laplace": "Laplace", "normal": "Normal"}.get(
+        family, family
+    )
 
 
 def family_table(rows) -> str:
@@ -320,7 +352,9 @@ def family_table(rows) -> str:
     for row in rows:
         cells = [_family_label(row.family), row.separation, row.num_components, row.event_size]
         cells += _group_cells(row, "locs") + _group_cells(row, "scales")
-        cells.append("; ".join(format_number(ratio_to_better(row, auto_estimator(), group)) for group in ("locs", "scales")))
+        cells.append(
+            "; ".join(format_number(ratio_to_better(row, auto_estimator(), group)) for group in ("locs", "scales"))
+        )
         tests = [row.z_tests[name, group] for name in ESTIMATOR_NAMES for group in GROUPS]
         cells.append(f"{_z_cell(tests)} ({max(test.threshold for test in tests):.1f})")
         body.append(cells)
@@ -349,7 +383,7 @@ def family_rule_table(family_rows, normal_rows) -> str:
     for family in ["normal"] + list(dict.fromkeys(row.family for row in family_rows)):
         selected = normal if family == "normal" else [row for row in family_rows if row.family == family]
 
-        def ratios(estimator, separation=None):
+        def ratios(estimator, separation=None, selected=selected):
             return [
                 ratio_to_better(row, estimator, group)
                 for row in selected
@@ -362,7 +396,15 @@ def family_rule_table(family_rows, normal_rows) -> str:
             [_family_label(family) + (" (main grid)" if family == "normal" else "")]
             + [format_number(max(ratios(auto, separation))) for separation in ("mixed", "separated")]
             + [format_number(min(ratios(auto)))]
-            + [format_number(max(row.variance[auto, group] / row.variance["hybrid", group] for row in selected for group in ("locs", "scales")))]
+            + [
+                format_number(
+                    max(
+                        row.variance[auto, group] / row.variance["hybrid", group]
+                        for row in selected
+                        for group in ("locs", "scales")
+                    )
+                )
+            ]
             + [format_number(max(ratios(estimator))) for estimator in ("implicit", "hybrid")]
             + [f"{sum(test.light > test.threshold for test in tests)} of {len(tests)}"]
         )
@@ -393,19 +435,39 @@ def plot_variance(rows, path, num_components=8):
             axis = axes[i, j]
             for separation_name, linestyle in (("mixed", "-"), ("separated", "--")):
                 selected = sorted(
-                    (r for r in rows if r.objective == objective_name and r.separation == separation_name and r.num_components == num_components),
+                    (
+                        r
+                        for r in rows
+                        if r.objective == objective_name
+                        and r.separation == separation_name
+                        and r.num_components == num_components
+                    ),
                     key=lambda r: r.event_size,
                 )
                 for estimator in ESTIMATOR_NAMES + ("pyro", "score", "score_rb"):
                     label, color = ESTIMATOR_STYLE.get(estimator, (estimator, None))
                     if estimator == auto_estimator():
                         label = f"{label} = auto"
-                    if (estimator in ESTIMATOR_NAMES and estimator != "implicit" and group == "logits") or (estimator == "pyro" and group != "logits"):
+                    if (estimator in ESTIMATOR_NAMES and estimator != "implicit" and group == "logits") or (
+                        estimator == "pyro" and group != "logits"
+                    ):
                         continue  # every registry estimator's logits are implicit's; Pyro locs/scales = rao_blackwell
-                    points = [(r.event_size, r.variance[estimator, group]) for r in selected if (estimator, group) in r.variance]
+                    points = [
+                        (r.event_size, r.variance[estimator, group])
+                        for r in selected
+                        if (estimator, group) in r.variance
+                    ]
                     if points:
                         xs, ys = zip(*points)
-                        axis.plot(xs, ys, linestyle, color=color, marker="o", markersize=3, label=f"{label}, {separation_name}")
+                        axis.plot(
+                            xs,
+                            ys,
+                            linestyle,
+                            color=color,
+                            marker="o",
+                            markersize=3,
+                            label=f"{label}, {separation_name}",
+                        )
             axis.set_xscale("log", base=2)
             axis.set_yscale("log")
             axis.set_title(f"{objective_name}: {group}")
@@ -435,9 +497,7 @@ def update_generated_blocks(path: Path, blocks: dict) -> None:
         block = f"{begin}\n{content.strip()}\n{end}"
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
         if pattern.search(text):
-            text = pattern.sub(lambda _: block, text)
+            text = pattern.sub(lambda _, block=block: block, text)
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
-
-

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import array_api_compat
 import numpy as np
@@ -120,8 +120,8 @@ class Entry:
 
     name: str
     family: Family
-    pyro: Optional[Callable] = None
-    numpyro: Optional[Callable] = None
+    pyro: Callable | None = None
+    numpyro: Callable | None = None
     scalar_event: bool = False
 
 
@@ -231,8 +231,8 @@ class GuideEntry:
     guide's ``get_posterior`` after building it with that estimator on a small model."""
 
     name: str
-    pyro: Optional[Callable] = None
-    numpyro: Optional[Callable] = None
+    pyro: Callable | None = None
+    numpyro: Callable | None = None
 
 
 def _pyro_guide_posterior(estimator):
@@ -264,6 +264,7 @@ def _numpyro_guide_posterior(estimator):
         numpyro.sample("s", dist.LogNormal(0.0, 1.0))
 
     guide = numpyro_gmm.AutoDiagonalNormalMixture(model, num_components=2, estimator=estimator)
+
     # Substitute the latent draw (zeros): the trace records the parameters without sampling.
     def zeros(site):
         return jnp.zeros(site["fn"].shape()) if site["type"] == "sample" else None
@@ -352,8 +353,8 @@ class PyroFramework:
         return poutine.trace(model).get_trace().nodes["x"]["fn"]
 
     def pathwise_gradients(self, entry, family_parameters, estimator, num_samples, repeats, seed):
-        """``(estimates, exact)``: ``repeats`` independent estimates (``num_samples`` draws each)
-        of the gradient of :math:`\\sum E[x + x^2]` (summed over batch and event) by ``rsample``
+        r"""``(estimates, exact)``: ``repeats`` independent estimates (``num_samples`` draws each)
+        of the gradient of :math:`\sum E[x + x^2]` (summed over batch and event) by ``rsample``
         + backward, and its closed form (autograd of the family's moments), per parameter."""
         import torch
 

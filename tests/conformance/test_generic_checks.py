@@ -30,9 +30,7 @@ FAST = cases(estimators=ESTIMATORS, rotate=True)
 #: ``-m slow``: every other batch shape and estimator.
 SLOW = [case for case in cases(estimators=ESTIMATORS) if case.id not in {fast.id for fast in FAST}]
 #: The settings checks are cheap: every estimator at the default run's batch shape.
-SETTINGS_CASES = [
-    dataclasses.replace(case, estimator=estimator) for case in FAST for estimator in ESTIMATORS
-]
+SETTINGS_CASES = [dataclasses.replace(case, estimator=estimator) for case in FAST for estimator in ESTIMATORS]
 
 
 def fast_and_slow():

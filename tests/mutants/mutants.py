@@ -217,8 +217,8 @@ MUTANTS = [
     Mutant(
         "normal-tail-scale",
         "shared_math/families.py",
-        "return 0.5 * special(\"erfc\", xp)(clamped * _SQRT_HALF)",
-        "return 0.5 * special(\"erfc\", xp)(clamped)",
+        'return 0.5 * special("erfc", xp)(clamped * _SQRT_HALF)',
+        'return 0.5 * special("erfc", xp)(clamped)',
         "normal_tail: erfc(a) instead of erfc(a / sqrt 2)",
         GRADIENT_TESTS,
     ),

@@ -142,7 +142,12 @@ def run_mutant(mutant, workers, timeout, source):
 
 
 def markdown(rows, header):
-    lines = [header, "", "| mutant | file | bug | result | first failing test (or note) | s |", "|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| mutant | file | bug | result | first failing test (or note) | s |",
+        "|---|---|---|---|---|---|",
+    ]
     for mutant, row in rows:
         detail = f"`{row['killed_by']}`" if row["killed_by"] else (mutant.note if row["status"] != "killed" else "")
         lines.append(
@@ -185,7 +190,9 @@ def main(argv=None):
             rows.append((mutant, row))
             print(f"{mutant.id}: {row['status']} {row['killed_by']} ({row['seconds']:.0f} s)", flush=True)
     elapsed = time.perf_counter() - started
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     load_after = os.getloadavg()
     header = (
         "# Mutation testing\n\n"
