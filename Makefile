@@ -45,6 +45,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
+	$(PY) benchmarks/goals.py --large --write docs/benchmarks.md
 	$(PY) benchmarks/run_all.py
 	$(PY) -m benchmarks.variance
 

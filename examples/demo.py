@@ -16,6 +16,11 @@ next to the exact value.  The plot (``out/demo_posterior.png``) shows the exact 
 marginals against the guides' marginals and, per framework, the exact joint density with
 the guides' component locations.
 
+Part two (skipped with ``--no-correlated``) runs :mod:`correlated_modes`: a posterior with two
+correlated modes, fitted with ``AutoMultivariateNormal``, ``AutoDiagonalNormalMixture`` and
+``AutoMultivariateNormalMixture`` (full covariances), with the same steps, particles and draws
+(``out/correlated_modes.png``).
+
 Run: ``.venv/bin/python examples/demo.py`` (``--quick`` for a seconds-long smoke run).
 """
 
@@ -58,6 +63,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder for the PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--frameworks", default="pyro,numpyro", help="comma-separated subset of pyro,numpyro")
+    parser.add_argument(
+        "--no-correlated", action="store_true", help="skip part two (correlated modes, full-covariance guides)"
+    )
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 60 if args.quick else 2000
@@ -182,6 +190,21 @@ def main(argv=None):
     image = args.out / "demo_posterior.png"
     plot(results, image)
     print(f"\nwrote {image} (total {time.perf_counter() - start:.0f} s)")
+    if not args.no_correlated:
+        import correlated_modes
+
+        print("\nPart two: two correlated modes (examples/correlated_modes.py)\n")
+        correlated_modes.main(
+            [
+                f"--steps={args.steps}",
+                f"--particles={args.particles}",
+                f"--lr={args.lr}",
+                f"--eval-draws={args.eval_draws}",
+                f"--seed={args.seed}",
+                f"--frameworks={args.frameworks}",
+                f"--out={args.out}",
+            ]
+        )
     return results
 
 

@@ -78,7 +78,7 @@ def test_bimodal_positive_mode_probability_is_unequal():
 # ------------------------------------------------------------------------------------------- demo
 def test_demo_quick(tmp_path):
     demo = load_example("demo")
-    results = demo.main(["--quick", "--no-progress", "--out", str(tmp_path)])
+    results = demo.main(["--quick", "--no-progress", "--no-correlated", "--out", str(tmp_path)])
     assert_png(tmp_path / "demo_posterior.png")
     assert [(r.framework, r.name) for r in results] == [
         (framework, name) for framework in ("Pyro", "NumPyro") for name in demo.GUIDE_STYLES

@@ -290,8 +290,8 @@ MUTANTS = [
     Mutant(
         "pyro-jvp-drops-logits",
         "pyro_gmm/distribution.py",
-        "ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, logits_dot, **options",
-        "ctx.estimator, x, locs, scales, logits, component_one_hot, noise, locs_dot, scales_dot, None, **options",
+        "            scales_dot,\n            logits_dot,\n            **options,\n",
+        "            scales_dot,\n            None,\n            **options,\n",
         "Pyro forward mode ignores the logits tangent",
         ("tests/test_edge_cases.py",),
     ),
