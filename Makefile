@@ -46,6 +46,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/goals.py --large --write docs/benchmarks.md
+	$(PY) benchmarks/families_speed.py --write docs/benchmarks-families.md
 	$(PY) benchmarks/run_all.py
 	$(PY) -m benchmarks.variance
 

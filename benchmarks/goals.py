@@ -386,9 +386,9 @@ one run, with the cases interleaved round by round.
 Comparisons with Pyro's `MixtureOfDiagNormals` and TFP's reparameterized
 `MixtureSameFamily`, the N/K/D scaling curves and the per-kernel profile are in
 [benchmarks-anchors.md](benchmarks-anchors.md) (`benchmarks/run_all.py`, one thread, our
-own floor). Other families and full covariances are covered by
-`benchmarks/families_speed.py` and `benchmarks/full_covariance_speed.py`, with figures in
-[design.md](design.md).
+own floor). Other component families: [benchmarks-families.md](benchmarks-families.md)
+(`benchmarks/families_speed.py`). Full covariances: `benchmarks/full_covariance_speed.py`, with
+figures in [design.md](design.md) (§8, Cost).
 
 """
     return intro + report_text
