@@ -2,8 +2,13 @@ r"""``AutoDiagonalNormalMixture``: a K-component diagonal Gaussian mixture over 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import jax
 import jax.numpy as jnp
 import numpyro
+from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.initialization import init_to_median
@@ -61,16 +66,16 @@ class AutoDiagonalNormalMixture(AutoContinuous):
 
     def __init__(
         self,
-        model,
+        model: Callable[..., Any],
         *,
-        num_components=2,
-        prefix="auto",
-        init_loc_fn=init_to_median,
-        init_scale=0.1,
-        init_spread=2.0,
-        init_seed=0,
-        estimator="auto",
-    ):
+        num_components: int = 2,
+        prefix: str = "auto",
+        init_loc_fn: Callable[[dict[str, Any]], jax.Array | None] = init_to_median,
+        init_scale: float = 0.1,
+        init_spread: float = 2.0,
+        init_seed: int = 0,
+        estimator: str = "auto",
+    ) -> None:
         settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
         self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
         shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first step
@@ -96,7 +101,7 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         )
         return DiagNormalMixture(locs, scales, logits, estimator=self.estimator)
 
-    def get_posterior(self, params):
+    def get_posterior(self, params: dict[str, jax.Array]) -> DiagNormalMixture:
         """The mixture posterior over the unconstrained latent vector (a :class:`DiagNormalMixture`)."""
         return DiagNormalMixture(
             params[f"{self.prefix}_locs"],
@@ -105,20 +110,20 @@ class AutoDiagonalNormalMixture(AutoContinuous):
             estimator=self.estimator,
         )
 
-    def get_base_dist(self):
+    def get_base_dist(self) -> NoReturn:
         raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
-    def get_transform(self, params):
+    def get_transform(self, params: dict[str, jax.Array]) -> NoReturn:
         raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
-    def median(self, params):
+    def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Per-coordinate marginal medians of the mixture, constrained to each site's support:
         ``quantiles(params, [0.5])`` without the leading dimension (the same definition as
         ``pyro_gmm.AutoDiagonalNormalMixture.median``)."""
         latent = self.get_posterior(params).marginal_quantiles(0.5)
         return self._unpack_and_constrain(latent, params)
 
-    def quantiles(self, params, quantiles):
+    def quantiles(self, params: dict[str, jax.Array], quantiles: ArrayLike) -> dict[str, jax.Array]:
         """Per-coordinate marginal quantiles, shape ``(len(quantiles),) + site shape`` per site."""
         latent = self.get_posterior(params).marginal_quantiles(jnp.asarray(quantiles))
         return self._unpack_and_constrain(latent, params)

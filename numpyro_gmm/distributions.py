@@ -7,9 +7,11 @@ derivative of a sample is attached in :mod:`numpyro_gmm._sampling`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 from numpyro.distributions import constraints, continuous
 from numpyro.distributions.discrete import CategoricalLogits, CategoricalProbs
 from numpyro.distributions.distribution import Distribution, ExpandedDistribution, Independent
@@ -84,7 +86,15 @@ class DiagNormalMixture(Distribution):
 
     _validate_args: bool  # set per instance in __init__ (a pytree field, kept through jit/vmap)
 
-    def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
+    def __init__(
+        self,
+        locs: ArrayLike,
+        scales: ArrayLike,
+        logits: ArrayLike,
+        *,
+        estimator: str = "auto",
+        validate_args: bool | None = None,
+    ) -> None:
         batch_shape, num_components, event_size = shared_math.mixture_shapes(
             jnp.shape(locs), jnp.shape(scales), jnp.shape(logits)
         )
@@ -101,29 +111,29 @@ class DiagNormalMixture(Distribution):
         self._validate_args = bool(self._validate_args)  # an instance field: kept through jit/vmap (pytree)
 
     @property
-    def num_components(self):
+    def num_components(self) -> int:
         """Number of mixture components :math:`K`."""
         return self.locs.shape[-2]
 
     @property
-    def probs(self):
+    def probs(self) -> jax.Array:
         r"""Mixture weights :math:`\pi=\mathrm{softmax}(\ell)`, shape ``batch_shape + (K,)`` (the
         same name in ``pyro_gmm``)."""
         return jax.nn.softmax(self.logits, axis=-1)
 
     @property
-    def mixture_probs(self):
+    def mixture_probs(self) -> jax.Array:
         """Deprecated alias of :attr:`probs` (the name both adapters share)."""
         warnings.warn("DiagNormalMixture.mixture_probs is deprecated; use .probs", DeprecationWarning, stacklevel=2)
         return self.probs
 
     @property
-    def mixture_log_weights(self):
+    def mixture_log_weights(self) -> jax.Array:
         r"""Mixture log weights :math:`\log\pi`, shape ``batch_shape + (K,)``, differentiable in
         ``logits`` (for :class:`~numpyro_gmm.Stratified_ELBO`)."""
         return jax.nn.log_softmax(self.logits, axis=-1)
 
-    def component_sample(self, key, sample_shape=()):
+    def component_sample(self, key: jax.Array, sample_shape: Sequence[int] = ()) -> jax.Array:
         r"""One reparameterized draw from *each* component: :math:`z_k = \mu_k + \sigma_k\varepsilon_k`.
 
         Shape ``sample_shape + batch_shape + (K, D)`` (the convention of
@@ -136,7 +146,7 @@ class DiagNormalMixture(Distribution):
         noise = jax.random.normal(key, shape, dtype=self.locs.dtype)
         return shared_math.component_draws_from_noise(self.locs, self.scales, noise)
 
-    def validate_args(self, strict=True):
+    def validate_args(self, strict: bool = True) -> None:
         """``ValueError`` naming the parameter for NaN/infinite ``locs``/``logits`` or
         non-positive ``scales`` (:func:`shared_math.check_parameter_values`).  Skipped when
         the values are JAX tracers (inside ``jit``/``vmap``/``grad``), unless ``strict``."""
@@ -145,7 +155,9 @@ class DiagNormalMixture(Distribution):
         elif strict:
             raise RuntimeError("Cannot validate arguments inside jitted code.")
 
-    def sample_with_intermediates(self, key, sample_shape=()):
+    def sample_with_intermediates(
+        self, key: jax.Array, sample_shape: Sequence[int] = ()
+    ) -> tuple[jax.Array, list[jax.Array]]:
         """``(x, [component])``: a draw as :meth:`sample` and the index of the component each
         sample came from, shape ``sample_shape + batch_shape`` (as NumPyro's
         ``MixtureSameFamily``; ``log_prob`` does not need it)."""
@@ -154,13 +166,13 @@ class DiagNormalMixture(Distribution):
         )
         return x, [component]
 
-    def sample(self, key, sample_shape=()):
+    def sample(self, key: jax.Array, sample_shape: Sequence[int] = ()) -> jax.Array:
         """A draw of shape ``sample_shape + batch_shape + (D,)``, differentiable w.r.t. every parameter."""
         return reparameterized_sample(
             key, self.locs, self.scales, self.logits, tuple(sample_shape), self.resolved_estimator
         )
 
-    def log_prob(self, value, intermediates=None):
+    def log_prob(self, value: ArrayLike, intermediates: list[jax.Array] | None = None) -> jax.Array:
         r""":math:`\log p(x)` (:func:`shared_math.log_prob`), shape ``sample_shape + batch_shape``.
 
         A ``value`` whose last dimension is not ``D`` raises ``ValueError`` (always: shapes
@@ -177,16 +189,16 @@ class DiagNormalMixture(Distribution):
         return _sampling.mixture_log_prob(value, self.locs, self.scales, self.logits)
 
     @property
-    def mean(self):
+    def mean(self) -> jax.Array:
         r""":math:`\sum_k \pi_k\mu_k`, shape ``batch_shape + (D,)``."""
         return _sampling.mixture_mean(self.locs, self.scales, self.logits)
 
     @property
-    def variance(self):
+    def variance(self) -> jax.Array:
         r"""Per-dimension variance :math:`\sum_k\pi_k(\sigma_k^2 + (\mu_k-\bar\mu)^2)`."""
         return _sampling.mixture_variance(self.locs, self.scales, self.logits)
 
-    def marginal_quantiles(self, quantiles):
+    def marginal_quantiles(self, quantiles: ArrayLike) -> jax.Array:
         r"""Quantiles of each coordinate's marginal (a 1-D mixture with weights :math:`\pi`).
 
         ``quantiles`` has shape ``(...)``; the result ``(...) + batch_shape + (D,)``.  See
@@ -198,7 +210,7 @@ class DiagNormalMixture(Distribution):
         q = jnp.reshape(quantiles, quantiles.shape + (1,) * (len(self.batch_shape) + 1))
         return marginal_quantile(q, self.locs, self.scales, self.logits)
 
-    def expand(self, batch_shape):
+    def expand(self, batch_shape: Sequence[int]) -> DiagNormalMixture:
         """The same mixture with parameters broadcast to ``batch_shape`` (still a
         ``DiagNormalMixture``, with the same ``estimator`` and ``validate_args``)."""
         batch_shape = tuple(batch_shape)
@@ -221,7 +233,7 @@ class DiagNormalMixture(Distribution):
         expanded._validate_args = self._validate_args  # log_prob keeps validating if self did
         return expanded
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"DiagNormalMixture(batch_shape={self.batch_shape}, event_shape={self.event_shape}, "
             f"num_components={self.num_components}, estimator={self.resolved_estimator!r})"
@@ -374,14 +386,14 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
 
     def __init__(
         self,
-        mixing_distribution,
-        component_distribution,
+        mixing_distribution: CategoricalLogits | CategoricalProbs,
+        component_distribution: Distribution,
         *,
-        estimator="auto",
-        cdf_gradient="auto",
-        cdf_gradient_samples=shared_math.DEFAULT_CDF_GRADIENT_SAMPLES,
-        validate_args=None,
-    ):
+        estimator: str = "auto",
+        cdf_gradient: str = "auto",
+        cdf_gradient_samples: int = shared_math.DEFAULT_CDF_GRADIENT_SAMPLES,
+        validate_args: bool | None = None,
+    ) -> None:
         if not isinstance(mixing_distribution, (CategoricalLogits, CategoricalProbs)):
             raise ValueError(
                 "ReparamMixtureSameFamily needs a Categorical mixing_distribution (logits or probs); "
@@ -428,7 +440,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         self._validate_args = bool(self._validate_args)  # an instance field: kept through jit/vmap (pytree)
 
     @property
-    def has_rsample(self):
+    def has_rsample(self) -> bool:
         return True
 
     def _mixture_parameters(self):
@@ -448,7 +460,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         return multivariate_normal_parameters(self.component_distribution)
 
     @property
-    def mean(self):
+    def mean(self) -> jax.Array:
         if self._full_covariance() is not None:
             return super().mean
         family, locs, scales, logits, shape_params = self._mixture_parameters()
@@ -456,14 +468,14 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         return mean if self.event_shape else mean[..., 0]
 
     @property
-    def variance(self):
+    def variance(self) -> jax.Array:
         if self._full_covariance() is not None:
             return super().variance
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         variance = _sampling.mixture_variance(locs, scales, logits, family=family, shape_params=shape_params)
         return variance if self.event_shape else variance[..., 0]
 
-    def cdf(self, value):
+    def cdf(self, value: ArrayLike) -> jax.Array:
         """CDF of a 1-D mixture (scalar-event components); :func:`shared_math.cdf`."""
         if self.event_shape:
             raise NotImplementedError(
@@ -476,19 +488,21 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         )
 
     @property
-    def mixture_log_weights(self):
+    def mixture_log_weights(self) -> jax.Array:
         r"""Mixture log weights :math:`\log\pi`, shape ``batch_shape + (K,)``, differentiable in the
         mixing logits/probs (for :class:`~numpyro_gmm.Stratified_ELBO`)."""
         log_weights = jax.nn.log_softmax(self.mixing_distribution.logits, axis=-1)
         return jnp.broadcast_to(log_weights, self.batch_shape + jnp.shape(log_weights)[-1:])
 
-    def component_sample(self, key, sample_shape=()):
+    def component_sample(self, key: jax.Array, sample_shape: Sequence[int] = ()) -> jax.Array:
         r"""One reparameterized draw from *each* component, shape ``sample_shape + batch_shape + (K,) +
         event_shape``: ``component_distribution.sample(key, sample_shape)``, the component
         family's own reparameterized sampler (for :class:`~numpyro_gmm.Stratified_ELBO`)."""
         return self.component_distribution.sample(key, tuple(sample_shape))
 
-    def sample_with_intermediates(self, key, sample_shape=()):
+    def sample_with_intermediates(
+        self, key: jax.Array, sample_shape: Sequence[int] = ()
+    ) -> tuple[jax.Array, list[jax.Array]]:
         """``(x, [component])``: a draw as :meth:`sample` and the index of the component each
         sample came from, shape ``sample_shape + batch_shape`` (integer), as NumPyro's
         ``MixtureSameFamily.sample_with_intermediates`` returns them."""
@@ -516,7 +530,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         )
         return (x if self.event_shape else x[..., 0]), [component]
 
-    def log_prob(self, value, intermediates=None):
+    def log_prob(self, value: ArrayLike, intermediates: list[jax.Array] | None = None) -> jax.Array:
         """As ``MixtureSameFamily.log_prob`` (``intermediates`` unused), with a ``ValueError``
         naming ``value`` when its trailing dimensions are not the event shape."""
         shared_math.check_value_shape(jnp.shape(value), self.event_shape)
@@ -524,7 +538,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
             _check_value_in_support(self.component_distribution.support, value)
         return super().log_prob(value, intermediates)
 
-    def sample(self, key, sample_shape=()):
+    def sample(self, key: jax.Array, sample_shape: Sequence[int] = ()) -> jax.Array:
         """A draw of shape ``sample_shape + batch_shape + event_shape``, differentiable w.r.t.
         the component locations/scales and the mixing logits."""
         if self._full_covariance() is not None:
@@ -545,7 +559,7 @@ class ReparamMixtureSameFamily(MixtureSameFamily):
         )
         return x if self.event_shape else x[..., 0]
 
-    def expand(self, batch_shape):
+    def expand(self, batch_shape: Sequence[int]) -> ReparamMixtureSameFamily:
         """Expanded copy that stays a ``ReparamMixtureSameFamily``, with the same ``estimator``
         and ``validate_args``."""
         batch_shape = tuple(batch_shape)

@@ -19,11 +19,14 @@ arXiv:1607.05690 (2016).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
 import numpyro
+from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.distributions.continuous import MultivariateNormal
 from numpyro.distributions.distribution import Distribution, ExpandedDistribution
@@ -125,7 +128,15 @@ class MultivariateNormalMixture(Distribution):
     pytree_data_fields = ("locs", "scale_tril", "logits")
     pytree_aux_fields = ("estimator", "resolved_estimator")
 
-    def __init__(self, locs, scale_tril, logits, *, estimator="auto", validate_args=None):
+    def __init__(
+        self,
+        locs: ArrayLike,
+        scale_tril: ArrayLike,
+        logits: ArrayLike,
+        *,
+        estimator: str = "auto",
+        validate_args: bool | None = None,
+    ) -> None:
         locs, scale_tril, logits = (a if hasattr(a, "dtype") else jnp.asarray(a) for a in (locs, scale_tril, logits))
         batch_shape, num_components, event_size = shared_math.full_covariance_shapes(
             jnp.shape(locs), jnp.shape(scale_tril), jnp.shape(logits)
@@ -142,20 +153,20 @@ class MultivariateNormalMixture(Distribution):
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
 
     @property
-    def num_components(self):
+    def num_components(self) -> int:
         return self.locs.shape[-2]
 
     @property
-    def mixture_probs(self):
+    def mixture_probs(self) -> jax.Array:
         r""":math:`\pi`, shape ``batch_shape + (K,)``."""
         return jax.nn.softmax(self.logits, axis=-1)
 
     @property
-    def mixture_log_weights(self):
+    def mixture_log_weights(self) -> jax.Array:
         r""":math:`\log\pi_k`, shape ``batch_shape + (K,)``."""
         return jax.nn.log_softmax(self.logits, axis=-1)
 
-    def validate_args(self, strict=True):
+    def validate_args(self, strict: bool = True) -> None:
         """``ValueError`` naming the parameter (:func:`shared_math.check_full_covariance_values`);
         skipped for JAX tracers unless ``strict``."""
         if all(not_jax_tracer(a) for a in (self.locs, self.scale_tril, self.logits)):
@@ -163,13 +174,13 @@ class MultivariateNormalMixture(Distribution):
         elif strict:
             raise RuntimeError("Cannot validate arguments inside jitted code.")
 
-    def sample(self, key, sample_shape=()):
+    def sample(self, key: jax.Array, sample_shape: Sequence[int] = ()) -> jax.Array:
         """A draw of shape ``sample_shape + batch_shape + (D,)``, differentiable w.r.t. every parameter."""
         return full_covariance_reparameterized_sample(
             key, self.locs, self.scale_tril, self.logits, tuple(sample_shape), self.resolved_estimator
         )
 
-    def component_sample(self, key, sample_shape=()):
+    def component_sample(self, key: jax.Array, sample_shape: Sequence[int] = ()) -> jax.Array:
         r"""One draw from every component, :math:`x_k=\mu_k+L_k\varepsilon_k`, shape
         ``sample_shape + batch_shape + (K, D)``, differentiable by ordinary autodiff."""
         shape = tuple(sample_shape) + tuple(self.batch_shape) + self.locs.shape[-2:]
@@ -177,23 +188,23 @@ class MultivariateNormalMixture(Distribution):
         return _component_samples(self.locs, self.scale_tril, noise)
 
     @validate_sample
-    def log_prob(self, value):
+    def log_prob(self, value: ArrayLike) -> jax.Array:
         return _log_prob(jnp.asarray(value), self.locs, self.scale_tril, self.logits)
 
     @property
-    def mean(self):
+    def mean(self) -> jax.Array:
         return _mean(self.locs, self.scale_tril, self.logits)
 
     @property
-    def covariance_matrix(self):
+    def covariance_matrix(self) -> jax.Array:
         r""":math:`\sum_k\pi_k(L_kL_k^\top+(\mu_k-\bar\mu)(\mu_k-\bar\mu)^\top)`, ``batch_shape + (D, D)``."""
         return _covariance(self.locs, self.scale_tril, self.logits)
 
     @property
-    def variance(self):
+    def variance(self) -> jax.Array:
         return _variance(self.locs, self.scale_tril, self.logits)
 
-    def expand(self, batch_shape):
+    def expand(self, batch_shape: Sequence[int]) -> MultivariateNormalMixture:
         """The same mixture with parameters broadcast to ``batch_shape`` (still a ``MultivariateNormalMixture``)."""
         batch_shape = tuple(batch_shape)
         if batch_shape == self.batch_shape:
@@ -212,7 +223,7 @@ class MultivariateNormalMixture(Distribution):
             validate_args=False,
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"MultivariateNormalMixture(batch_shape={self.batch_shape}, event_shape={self.event_shape}, "
             f"num_components={self.num_components}, estimator={self.resolved_estimator!r})"
@@ -277,16 +288,16 @@ class AutoMultivariateNormalMixture(AutoContinuous):
 
     def __init__(
         self,
-        model,
+        model: Callable[..., Any],
         *,
-        num_components=2,
-        prefix="auto",
-        init_loc_fn=init_to_median,
-        init_scale=0.1,
-        init_spread=2.0,
-        init_seed=0,
-        estimator="auto",
-    ):
+        num_components: int = 2,
+        prefix: str = "auto",
+        init_loc_fn: Callable[[dict[str, Any]], jax.Array | None] = init_to_median,
+        init_scale: float = 0.1,
+        init_spread: float = 2.0,
+        init_seed: int = 0,
+        estimator: str = "auto",
+    ) -> None:
         if int(num_components) != num_components or num_components < 1:
             raise ValueError(f"Expected num_components to be a positive integer but got {num_components}")
         if init_scale <= 0:
@@ -320,7 +331,7 @@ class AutoMultivariateNormalMixture(AutoContinuous):
         logits = numpyro.param(f"{self.prefix}_logits", jnp.zeros(self.num_components, dtype=dtype))
         return MultivariateNormalMixture(locs, scale_tril, logits, estimator=self.estimator)
 
-    def get_posterior(self, params):
+    def get_posterior(self, params: dict[str, jax.Array]) -> MultivariateNormalMixture:
         """The mixture posterior over the unconstrained latent vector (a :class:`MultivariateNormalMixture`)."""
         return MultivariateNormalMixture(
             params[f"{self.prefix}_locs"],
@@ -329,13 +340,13 @@ class AutoMultivariateNormalMixture(AutoContinuous):
             estimator=self.estimator,
         )
 
-    def get_base_dist(self):
+    def get_base_dist(self) -> NoReturn:
         raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
-    def get_transform(self, params):
+    def get_transform(self, params: dict[str, jax.Array]) -> NoReturn:
         raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
-    def median(self, params):
+    def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """The location of the heaviest component, constrained to each site's support."""
         heaviest = jnp.argmax(params[f"{self.prefix}_logits"])
         return self._unpack_and_constrain(params[f"{self.prefix}_locs"][heaviest], params)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -214,13 +215,13 @@ class Stratified_ELBO(ELBO):
 
     def __init__(
         self,
-        num_particles=1,
-        importance_weighted=False,
+        num_particles: int = 1,
+        importance_weighted: bool = False,
         *,
-        vectorize_particles=True,
-        max_plate_nesting=None,
-        max_grid_size=4096,
-    ):
+        vectorize_particles: bool | Callable[[Callable[..., Any], Any], Any] = True,
+        max_plate_nesting: int | None = None,
+        max_grid_size: int = 4096,
+    ) -> None:
         if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
             raise ValueError(f"num_particles must be a positive integer; got {num_particles!r}")
         if not isinstance(importance_weighted, bool):
@@ -305,7 +306,15 @@ class Stratified_ELBO(ELBO):
         log_weight = shared_math.stratified_log_weight(jnp.asarray(log_ratio) / plate_scale, strata, tuple(plate_dims))
         return log_weight, (mutable or None)
 
-    def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
+    def loss_with_mutable_state(
+        self,
+        rng_key: jax.Array,
+        param_map: dict[str, Any],
+        model: Callable[..., Any],
+        guide: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """``{"loss": -estimate, "mutable_state": ...}`` (the state of ``numpyro.mutable`` sites,
         kept for ``num_particles == 1`` as in ``Trace_ELBO``)."""
         plate_nesting = self._plate_nesting(param_map, model, guide, args, kwargs)

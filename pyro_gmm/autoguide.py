@@ -13,6 +13,9 @@ Eq. 6 and Eq. 22) and ``Trace_ELBO`` trains all three by pathwise gradients.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
 import torch
 from pyro.distributions import constraints
 from pyro.infer.autoguide import AutoContinuous
@@ -86,15 +89,15 @@ class AutoDiagonalNormalMixture(AutoContinuous):
 
     def __init__(
         self,
-        model,
+        model: Callable[..., Any],
         *,
-        num_components=2,
-        init_loc_fn=init_to_median,
-        init_scale=0.1,
-        init_spread=2.0,
-        init_seed=0,
-        estimator="auto",
-    ):
+        num_components: int = 2,
+        init_loc_fn: Callable[[dict[str, Any]], torch.Tensor] = init_to_median,
+        init_scale: float = 0.1,
+        init_spread: float = 2.0,
+        init_seed: int = 0,
+        estimator: str = "auto",
+    ) -> None:
         settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
         self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
         shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first step
@@ -115,17 +118,18 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         )
         self.logits = nn.Parameter(center.new_zeros(self.num_components))
 
-    def get_posterior(self, *args, **kwargs):
+    def get_posterior(self, *args: Any, **kwargs: Any) -> DiagNormalMixture:
         """The guide over the packed unconstrained latent: a :class:`~pyro_gmm.DiagNormalMixture`."""
-        return DiagNormalMixture(self.locs, self.scales, self.logits, estimator=self.estimator)
+        # PyroModule reads the PyroParam assigned to self.scales as its constrained tensor; mypy sees the PyroParam.
+        return DiagNormalMixture(self.locs, self.scales, self.logits, estimator=self.estimator)  # type: ignore[arg-type]
 
-    def get_base_dist(self):
+    def get_base_dist(self) -> NoReturn:
         raise NotImplementedError(
             "AutoDiagonalNormalMixture is not an invertible transform of a fixed base distribution "
             "(the component choice is discrete); use get_posterior() instead"
         )
 
-    def get_transform(self, *args, **kwargs):
+    def get_transform(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotImplementedError(
             "AutoDiagonalNormalMixture is not an invertible transform of a fixed base distribution "
             "(the component choice is discrete); use get_posterior() instead"
@@ -138,7 +142,7 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         }
 
     @torch.no_grad()
-    def median(self, *args, **kwargs):
+    def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Marginal median of each unconstrained coordinate, mapped to each site: ``quantiles([0.5])``.
 
         The same definition as ``numpyro_gmm.AutoDiagonalNormalMixture.median`` (and as
@@ -148,7 +152,9 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         return {name: value[0] for name, value in self.quantiles([0.5], *args, **kwargs).items()}
 
     @torch.no_grad()
-    def quantiles(self, quantiles, *args, **kwargs):
+    def quantiles(
+        self, quantiles: Sequence[float] | torch.Tensor, *args: Any, **kwargs: Any
+    ) -> dict[str, torch.Tensor]:
         r"""Marginal quantiles of each unconstrained coordinate under the mixture, mapped to each site.
 
         Each coordinate's marginal is the 1-D mixture :math:`\sum_k\pi_k N(\mu_{kl},\sigma_{kl}^2)`;

@@ -23,6 +23,7 @@ Distributions", arXiv:1607.05690 (2016).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
@@ -31,6 +32,8 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 
 import shared_math
+
+from ._typing import SizeLike, TensorLike
 
 
 def _is_compiling():
@@ -48,7 +51,7 @@ def _is_tracing():
 _TORCH_NAMESPACE = array_api_compat.array_namespace(torch.empty(0))
 
 
-def _as_parameter_tensors(*values):
+def _as_parameter_tensors(*values: TensorLike) -> tuple[torch.Tensor, ...]:
     """``values`` as tensors of one floating dtype (:func:`shared_math.parameter_dtype`: the
     promotion of the floating tensors' dtypes; numbers and lists adopt it) on the device of
     the first tensor.  Tensors of that dtype pass through untouched, so ``requires_grad``
@@ -155,7 +158,7 @@ class _MixtureSampleBackward(torch.autograd.Function):
                 *shape_params,
             )
         if ctx.family == FULL_COVARIANCE:  # scales holds scale_tril
-            bars = shared_math.full_covariance_sample_vjp(
+            bars: tuple[Any, ...] = shared_math.full_covariance_sample_vjp(
                 ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
             )
         else:
@@ -408,7 +411,15 @@ class DiagNormalMixture(TorchDistribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, locs, scales, logits, *, estimator="auto", validate_args=None):
+    def __init__(
+        self,
+        locs: TensorLike,
+        scales: TensorLike,
+        logits: TensorLike,
+        *,
+        estimator: str = "auto",
+        validate_args: bool | None = None,
+    ) -> None:
         locs, scales, logits = _as_parameter_tensors(locs, scales, logits)
         batch_shape, num_components, event_size = shared_math.mixture_shapes(locs.shape, scales.shape, logits.shape)
         self.locs, self.scales, self.logits = locs, scales, logits
@@ -420,7 +431,7 @@ class DiagNormalMixture(TorchDistribution):
         super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
 
     @classmethod
-    def infer_shapes(cls, **arg_shapes):
+    def infer_shapes(cls, **arg_shapes: Sequence[int]) -> tuple[torch.Size, torch.Size]:
         """``(batch_shape, event_shape)`` of a mixture built from parameters of these shapes
         (Pyro's ``infer_shapes``: keyword arguments ``locs``, ``scales``, ``logits``; the shapes
         given for non-tensor arguments such as ``estimator`` are ignored).  Bad shapes raise the
@@ -430,7 +441,7 @@ class DiagNormalMixture(TorchDistribution):
         )
         return torch.Size(batch_shape), torch.Size((event_size,))
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: SizeLike, _instance: DiagNormalMixture | None = None) -> DiagNormalMixture:
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(DiagNormalMixture, _instance)
         num_components = self.num_components
@@ -444,22 +455,22 @@ class DiagNormalMixture(TorchDistribution):
         return new
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
         mean = shared_math.mean(self.locs, self.scales, self.logits)
         return mean.expand(self.batch_shape + self.event_shape)
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
         variance = shared_math.variance(self.locs, self.scales, self.logits)
         return variance.expand(self.batch_shape + self.event_shape)
 
     @property
-    def probs(self):
+    def probs(self) -> torch.Tensor:
         r"""Mixture weights :math:`\pi = \mathrm{softmax}(\ell)`, shape ``(..., K)`` (the same
         name in ``numpyro_gmm``)."""
         return torch.softmax(self.logits, dim=-1)
 
-    def marginal_quantiles(self, quantiles):
+    def marginal_quantiles(self, quantiles: TensorLike) -> torch.Tensor:
         r"""Quantiles of each coordinate's marginal (a 1-D mixture with weights :math:`\pi`).
 
         ``quantiles`` has shape ``(...)``; the result ``(...) + batch_shape + (D,)``.  0 and 1
@@ -474,12 +485,12 @@ class DiagNormalMixture(TorchDistribution):
         return marginal_quantile(q, self.locs, self.scales, self.logits)
 
     @property
-    def mixture_log_weights(self):
+    def mixture_log_weights(self) -> torch.Tensor:
         r"""Mixture log weights :math:`\log\pi = \ell - \log\sum_j e^{\ell_j}`, shape
         ``batch_shape + (K,)``, differentiable in ``logits`` (for :class:`~pyro_gmm.Stratified_ELBO`)."""
         return torch.log_softmax(self.logits, dim=-1).expand(self.batch_shape + (self.num_components,))
 
-    def component_rsample(self, sample_shape=torch.Size()):
+    def component_rsample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         r"""One reparameterized draw from *each* component: :math:`z_k = \mu_k + \sigma_k\varepsilon_k`.
 
         Shape ``sample_shape + batch_shape + (K, D)`` (the convention of
@@ -492,14 +503,14 @@ class DiagNormalMixture(TorchDistribution):
         noise = torch.randn(shape, dtype=self.locs.dtype, device=self.locs.device)
         return shared_math.component_draws_from_noise(self.locs, self.scales, noise)
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         shared_math.check_value_shape(value.shape, self.event_shape)
         if self._validate_args:
             self._validate_sample(value)
         log_prob = shared_math.log_prob(value, self.locs, self.scales, self.logits)
         return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
 
-    def draw_noise(self, sample_shape=torch.Size()):
+    def draw_noise(self, sample_shape: SizeLike = torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The random inputs of one draw, from torch's generator: ``(component_one_hot, noise)``.
 
         ``component_one_hot`` has shape ``sample_shape + batch_shape + (K,)`` (the chosen
@@ -510,18 +521,18 @@ class DiagNormalMixture(TorchDistribution):
         """
         return draw_component_and_noise(self.logits, self.batch_shape, sample_shape, self.event_shape[0])
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         """Reparameterized draw of shape ``sample_shape + batch_shape + (D,)``, differentiable
         with respect to ``locs``, ``scales`` and ``logits`` (estimator ``self.estimator``)."""
         return reparameterized_sample(
             self.locs, self.scales, self.logits, self.batch_shape, sample_shape, self.estimator
         )
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(K={self.num_components}, D={self.event_shape[0]}, "
             f"batch_shape={tuple(self.batch_shape)}, estimator={self.estimator!r})"

@@ -21,6 +21,9 @@ arXiv:1607.05690 (2016).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NoReturn
+
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
@@ -32,6 +35,7 @@ from torch.distributions import biject_to
 
 import shared_math
 
+from ._typing import SizeLike, TensorLike
 from .autoguide import _read_tensor
 from .distribution import FULL_COVARIANCE, DiagNormalMixture, _as_parameter_tensors, _is_tracing, _sample_function
 
@@ -66,7 +70,15 @@ class MultivariateNormalMixture(TorchDistribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, locs, scale_tril, logits, *, estimator="auto", validate_args=None):
+    def __init__(
+        self,
+        locs: TensorLike,
+        scale_tril: TensorLike,
+        logits: TensorLike,
+        *,
+        estimator: str = "auto",
+        validate_args: bool | None = None,
+    ) -> None:
         locs, scale_tril, logits = _as_parameter_tensors(locs, scale_tril, logits)
         batch_shape, num_components, event_size = shared_math.full_covariance_shapes(
             locs.shape, scale_tril.shape, logits.shape
@@ -79,7 +91,9 @@ class MultivariateNormalMixture(TorchDistribution):
             shared_math.check_full_covariance_values(locs, scale_tril, logits)
         super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(
+        self, batch_shape: SizeLike, _instance: MultivariateNormalMixture | None = None
+    ) -> MultivariateNormalMixture:
         """The same mixture with batch shape ``batch_shape``.  The parameters are kept as they are
         (they broadcast against it): a dimension in which no parameter varies then stays a
         sample dimension of the sweeps (one triangular solve with many right-hand sides rather
@@ -101,32 +115,32 @@ class MultivariateNormalMixture(TorchDistribution):
         return new
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
         mean = shared_math.full_covariance_mean(self.locs, self.scale_tril, self.logits)
         return mean.expand(self.batch_shape + self.event_shape)
 
     @property
-    def covariance_matrix(self):
+    def covariance_matrix(self) -> torch.Tensor:
         r""":math:`\sum_k\pi_k(L_kL_k^\top + (\mu_k-\bar\mu)(\mu_k-\bar\mu)^\top)`, ``batch_shape + (D, D)``."""
         covariance = shared_math.full_covariance_covariance(self.locs, self.scale_tril, self.logits)
         return covariance.expand(self.batch_shape + self.event_shape + self.event_shape)
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
         variance = shared_math.full_covariance_variance(self.locs, self.scale_tril, self.logits)
         return variance.expand(self.batch_shape + self.event_shape)
 
     @property
-    def probs(self):
+    def probs(self) -> torch.Tensor:
         r"""Mixture weights :math:`\pi = \mathrm{softmax}(\ell)`, shape ``batch_shape + (K,)``."""
         return torch.softmax(self.logits, dim=-1).expand(self.batch_shape + (self.num_components,))
 
     @property
-    def mixture_log_weights(self):
+    def mixture_log_weights(self) -> torch.Tensor:
         r""":math:`\log\pi_k`, shape ``batch_shape + (K,)`` (differentiable in ``logits``)."""
         return torch.log_softmax(self.logits, dim=-1).expand(self.batch_shape + (self.num_components,))
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         log_prob = shared_math.full_covariance_log_prob(value, self.locs, self.scale_tril, self.logits)
@@ -137,7 +151,7 @@ class MultivariateNormalMixture(TorchDistribution):
     #: same seed give the same draws as ``DiagNormalMixture``).
     draw_noise = DiagNormalMixture.draw_noise
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         """Reparameterized draw of shape ``sample_shape + batch_shape + (D,)``, differentiable
         with respect to ``locs``, ``scale_tril`` and ``logits`` (estimator ``self.estimator``)."""
         component_one_hot, noise = self.draw_noise(sample_shape)
@@ -147,11 +161,11 @@ class MultivariateNormalMixture(TorchDistribution):
             x, self.locs, self.scale_tril, self.logits, component_one_hot, noise, self.estimator, FULL_COVARIANCE
         )
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
-    def component_rsample(self, sample_shape=torch.Size()):
+    def component_rsample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         r"""One reparameterized draw from every component, :math:`x_k=\mu_k+L_k\varepsilon_k`,
         shape ``sample_shape + batch_shape + (K, D)`` (ordinary autograd: the gradient of a
         single Gaussian).  With :attr:`mixture_log_weights` this gives stratified estimators
@@ -160,7 +174,7 @@ class MultivariateNormalMixture(TorchDistribution):
         noise = torch.randn(shape, dtype=self.locs.dtype, device=self.locs.device)
         return shared_math.full_covariance_component_samples(self.locs, self.scale_tril, noise)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(K={self.num_components}, D={self.event_shape[0]}, "
             f"batch_shape={tuple(self.batch_shape)}, estimator={self.estimator!r})"
@@ -217,15 +231,15 @@ class AutoMultivariateNormalMixture(AutoContinuous):
 
     def __init__(
         self,
-        model,
-        num_components=2,
+        model: Callable[..., Any],
+        num_components: int = 2,
         *,
-        init_loc_fn=init_to_median,
-        init_scale=0.1,
-        init_spread=2.0,
-        init_seed=0,
-        estimator="auto",
-    ):
+        init_loc_fn: Callable[[dict[str, Any]], torch.Tensor] = init_to_median,
+        init_scale: float = 0.1,
+        init_spread: float = 2.0,
+        init_seed: int = 0,
+        estimator: str = "auto",
+    ) -> None:
         if not isinstance(num_components, int) or num_components < 1:
             raise ValueError(f"num_components must be a positive integer; got {num_components!r}")
         if not isinstance(init_scale, float) or not init_scale > 0:
@@ -255,18 +269,18 @@ class AutoMultivariateNormalMixture(AutoContinuous):
         self.scale_tril = PyroParam(eye.expand(shape + (self.latent_dim,)).clone(), self.scale_tril_constraint)
         self.logits = nn.Parameter(center.new_zeros(self.num_components))
 
-    def get_posterior(self, *args, **kwargs):
+    def get_posterior(self, *args: Any, **kwargs: Any) -> MultivariateNormalMixture:
         """The guide over the packed unconstrained latent: a :class:`MultivariateNormalMixture`."""
         scale_tril = _read_tensor(self, "scales")[..., None] * _read_tensor(self, "scale_tril")
         return MultivariateNormalMixture(self.locs, scale_tril, self.logits, estimator=self.estimator)
 
-    def get_base_dist(self):
+    def get_base_dist(self) -> NoReturn:
         raise NotImplementedError(
             "AutoMultivariateNormalMixture is not an invertible transform of a fixed base distribution "
             "(the component choice is discrete); use get_posterior() instead"
         )
 
-    def get_transform(self, *args, **kwargs):
+    def get_transform(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotImplementedError(
             "AutoMultivariateNormalMixture is not an invertible transform of a fixed base distribution "
             "(the component choice is discrete); use get_posterior() instead"
@@ -279,7 +293,7 @@ class AutoMultivariateNormalMixture(AutoContinuous):
         }
 
     @torch.no_grad()
-    def median(self, *args, **kwargs):
+    def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         """The location of the heaviest component, mapped to each site (as
         :meth:`pyro_gmm.AutoDiagonalNormalMixture.median`)."""
         heaviest = int(torch.argmax(self.logits))

@@ -13,11 +13,15 @@ unchanged; ``mean``, ``variance`` and ``cdf`` come from :mod:`shared_math`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pyro.distributions as dist
 import torch
 
 import shared_math
 
+from ._typing import SizeLike
 from .distribution import _TORCH_NAMESPACE, _is_tracing, reparameterized_sample
 from .full_covariance import mixture_from_components
 
@@ -158,14 +162,14 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
 
     def __init__(
         self,
-        mixture_distribution,
-        component_distribution,
+        mixture_distribution: torch.distributions.Categorical,
+        component_distribution: torch.distributions.Distribution,
         *,
-        estimator="auto",
-        cdf_gradient="auto",
-        cdf_gradient_samples=shared_math.DEFAULT_CDF_GRADIENT_SAMPLES,
-        validate_args=None,
-    ):
+        estimator: str = "auto",
+        cdf_gradient: str = "auto",
+        cdf_gradient_samples: int = shared_math.DEFAULT_CDF_GRADIENT_SAMPLES,
+        validate_args: bool | None = None,
+    ) -> None:
         if not isinstance(mixture_distribution, torch.distributions.Categorical):
             raise ValueError(f"{_SUPPORTED}; got mixture_distribution of type {type(mixture_distribution).__name__}")
         if not _full_covariance(component_distribution):
@@ -188,7 +192,12 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
             _check_component_values(component_distribution)
 
     @classmethod
-    def infer_shapes(cls, mixture_distribution, component_distribution, **other_arguments):
+    def infer_shapes(
+        cls,
+        mixture_distribution: torch.distributions.Distribution | Sequence[int],
+        component_distribution: torch.distributions.Distribution | tuple[Sequence[int], Sequence[int]],
+        **other_arguments: Any,
+    ) -> tuple[torch.Size, torch.Size]:
         """``(batch_shape, event_shape)`` of the mixture of these two distributions (Pyro's
         ``infer_shapes``).
 
@@ -204,6 +213,8 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
             mixing_batch = mixture_distribution.batch_shape
         else:
             mixing_batch = torch.Size(mixture_distribution)
+        component_batch: Sequence[int]
+        event_shape: Sequence[int]
         if isinstance(component_distribution, torch.distributions.Distribution):
             component_batch, event_shape = component_distribution.batch_shape, component_distribution.event_shape
         else:
@@ -217,7 +228,9 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         )
         return torch.Size(tuple(component_batch)[:-1]), torch.Size(event_shape)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(
+        self, batch_shape: SizeLike, _instance: ReparamMixtureSameFamily | None = None
+    ) -> ReparamMixtureSameFamily:
         new = self._get_checked_instance(ReparamMixtureSameFamily, _instance)
         new = super().expand(batch_shape, _instance=new)
         new.estimator = self.estimator
@@ -234,7 +247,7 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         return family, loc, scale, self.mixture_distribution.logits, shape_params
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
         if _full_covariance(self.component_distribution):
             return super().mean
         family, locs, scales, logits, shape_params = self._mixture_parameters()
@@ -242,14 +255,14 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         return (mean if self.event_shape else mean[..., 0]).expand(self.batch_shape + self.event_shape)
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
         if _full_covariance(self.component_distribution):
             return super().variance
         family, locs, scales, logits, shape_params = self._mixture_parameters()
         variance = shared_math.variance(locs, scales, logits, family=family, shape_params=shape_params)
         return (variance if self.event_shape else variance[..., 0]).expand(self.batch_shape + self.event_shape)
 
-    def cdf(self, value):
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
         """CDF of a 1-D mixture (scalar-event components); :func:`shared_math.cdf`."""
         if self.event_shape:
             raise NotImplementedError(
@@ -261,26 +274,26 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         options = {"family": family, "shape_params": tuple(p[..., 0] for p in shape_params)}
         return shared_math.cdf(value, locs[..., 0], scales[..., 0], logits, **options)
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """As ``MixtureSameFamily.log_prob``, with a ``ValueError`` naming ``value`` when its
         trailing dimensions are not the event shape (the same check as in ``numpyro_gmm``)."""
         shared_math.check_value_shape(value.shape, self.event_shape)
         return super().log_prob(value)
 
     @property
-    def mixture_log_weights(self):
+    def mixture_log_weights(self) -> torch.Tensor:
         r"""Mixture log weights :math:`\log\pi`, shape ``batch_shape + (K,)``, differentiable in the
         mixing logits/probs (for :class:`~pyro_gmm.Stratified_ELBO`)."""
         log_weights = torch.log_softmax(self.mixture_distribution.logits, dim=-1)
         return log_weights.expand(self.batch_shape + log_weights.shape[-1:])
 
-    def component_rsample(self, sample_shape=torch.Size()):
+    def component_rsample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         r"""One reparameterized draw from *each* component, shape ``sample_shape + batch_shape + (K,) +
         event_shape``: ``component_distribution.rsample(sample_shape)``, the component family's
         own reparameterized sampler (for :class:`~pyro_gmm.Stratified_ELBO`)."""
         return self.component_distribution.rsample(torch.Size(sample_shape))
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         """Reparameterized draw of shape ``sample_shape + batch_shape + event_shape``."""
         full = mixture_from_components(self.mixture_distribution, self.component_distribution, self.estimator)
         if full is not None:  # MultivariateNormal components: a full-covariance mixture
@@ -300,6 +313,6 @@ class ReparamMixtureSameFamily(dist.MixtureSameFamily):
         )
         return x if self.event_shape else x[..., 0]
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape: SizeLike = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)

@@ -68,6 +68,8 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import pyro.ops.jit
 import torch
@@ -194,17 +196,17 @@ class Stratified_ELBO(ELBO):
 
     def __init__(
         self,
-        num_particles=1,
-        vectorize_particles=True,
-        importance_weighted=False,
+        num_particles: int = 1,
+        vectorize_particles: bool = True,
+        importance_weighted: bool = False,
         *,
-        max_plate_nesting=float("inf"),
-        jit=False,
-        ignore_jit_warnings=False,
-        jit_options=None,
-        retain_graph=None,
-        max_grid_size=4096,
-    ):
+        max_plate_nesting: float = float("inf"),
+        jit: bool = False,
+        ignore_jit_warnings: bool = False,
+        jit_options: dict[str, Any] | None = None,
+        retain_graph: bool | None = None,
+        max_grid_size: int = 4096,
+    ) -> None:
         if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
             raise ValueError(f"num_particles must be a positive integer; got {num_particles!r}")
         if not isinstance(importance_weighted, bool):
@@ -222,7 +224,7 @@ class Stratified_ELBO(ELBO):
         self.importance_weighted = importance_weighted
         self.jit = bool(jit)
         self.max_grid_size = max_grid_size
-        self._compiled = {}
+        self._compiled: dict[tuple[int, int], Callable[..., torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ traces
     def _particle_dim(self):
@@ -339,7 +341,9 @@ class Stratified_ELBO(ELBO):
         return -torch.as_tensor(estimate)
 
     # ------------------------------------------------------------------ public interface
-    def differentiable_loss(self, model, guide, *args, **kwargs):
+    def differentiable_loss(
+        self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """The negated estimate as a tensor that autograd differentiates (unbiased for the
         gradient of the negated mixture ELBO, or of the SIWAE objective)."""
         if self.jit:
@@ -349,12 +353,12 @@ class Stratified_ELBO(ELBO):
         warn_if_nan(loss, "loss")
         return loss
 
-    def loss(self, model, guide, *args, **kwargs):
+    def loss(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
         """The negated estimate as a float (no gradient)."""
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
-    def loss_and_grads(self, model, guide, *args, **kwargs):
+    def loss_and_grads(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
         """The negated estimate as a float, after back-propagating it into the parameters."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         if loss.requires_grad:

@@ -36,7 +36,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 import array_api_compat
 from array_api_compat import (
@@ -45,7 +46,11 @@ from array_api_compat import (
     is_torch_namespace,
 )
 
+from ._typing import DType, Namespace
+
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def get_namespace(*arrays):
@@ -68,7 +73,7 @@ def promote(*arrays, xp=None):
     return xp, [a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
 
 
-def parameter_dtype(values, xp):
+def parameter_dtype(values: Iterable[object], xp: Namespace) -> DType:
     r"""The one floating dtype that distribution parameters ``values`` are converted to.
 
     Both adapters choose it this way:
@@ -221,7 +226,7 @@ def _host_scipy(scipy_name, xp):
     return on_host
 
 
-def flushing_subnormals(function):
+def flushing_subnormals(function: _F) -> _F:
     """Decorator: run ``function`` (whose positional arguments are arrays or ``None``, with an
     ``xp=`` keyword) inside :func:`subnormals_flushed` for its namespace."""
 
@@ -231,7 +236,7 @@ def flushing_subnormals(function):
         with subnormals_flushed(namespace):
             return function(*args, xp=namespace, **kwargs)
 
-    return wrapper
+    return cast(_F, wrapper)
 
 
 @contextlib.contextmanager

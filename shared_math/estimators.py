@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ._backend import promote, subnormals_flushed
@@ -43,6 +43,8 @@ from ._sweeps import (
     sum_to_shape,
     sweep_terms,
 )
+from ._typing import Array, Namespace
+from .families import LocationScaleFamily
 from .mixture import family_and_shape
 from .sampled import component_velocities, noise_kind, resolve_cdf_gradient, samples_location_scale
 
@@ -55,11 +57,11 @@ class CDFGradient(NamedTuple):
     (:func:`shared_math.sampled.samples_location_scale`)."""
 
     method: str
-    noise: object
+    noise: Array | None
     location_scale: bool
 
 
-def _estimator_function(function):
+def _estimator_function(function: Callable[..., Any]) -> Callable[..., Any]:
     """Common front of every vjp/jvp: the array arguments (positional or by name; omitted
     tangents are ``None``), ``shape_params``, ``shape_dots`` and ``cdf_noise`` promoted to one
     namespace and floating dtype, the family looked up, ``cdf_gradient`` resolved
@@ -137,7 +139,18 @@ def _with_shape(result, cdf, shape_bars):
 
 
 @_estimator_function
-def implicit_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, cdf, xp):
+def implicit_vjp(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    cotangent: Array,
+    *,
+    family: LocationScaleFamily,
+    shape_params: tuple[Array, ...],
+    cdf: CDFGradient | None,
+    xp: Namespace,
+) -> tuple[Array, ...]:
     r"""Reverse-mode implicit gradient: ``(locs_bar, scales_bar, logits_bar)``, plus
     ``shape_bars`` (a tuple, one per shape parameter) when ``cdf_gradient`` is given.
 
@@ -234,20 +247,20 @@ def _shape_tangent_terms(terms, layout, scales, family, shape_params, shape_dots
 
 @_estimator_function
 def implicit_jvp(
-    x,
-    locs,
-    scales,
-    logits,
-    locs_dot=None,
-    scales_dot=None,
-    logits_dot=None,
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    locs_dot: Array | None = None,
+    scales_dot: Array | None = None,
+    logits_dot: Array | None = None,
     *,
-    family,
-    shape_params,
-    shape_dots,
-    cdf,
-    xp,
-):
+    family: LocationScaleFamily,
+    shape_params: tuple[Array, ...],
+    shape_dots: tuple[Array | None, ...],
+    cdf: CDFGradient | None,
+    xp: Namespace,
+) -> Array:
     r"""Forward-mode implicit gradient :math:`\dot x = -J^{-1}\,\partial_\theta T\,\dot\theta`.
 
     Tangents have the parameters' shapes (``None`` means zero); the result has the
@@ -308,7 +321,20 @@ def _weighted_velocity_bars(weights, cotangent_t, velocity, layout, locs, scales
 
 
 @_estimator_function
-def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, family, shape_params, cdf, xp):
+def hybrid_vjp(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    cotangent: Array,
+    *,
+    family: LocationScaleFamily,
+    shape_params: tuple[Array, ...],
+    cdf: CDFGradient | None,
+    xp: Namespace,
+) -> tuple[Array, ...]:
     r"""The ``"hybrid"`` estimator: chosen-component gradient for ``locs``/``scales``,
     implicit gradient (Graves Eq. 22, via :func:`implicit_vjp`'s sweep) for ``logits``.
 
@@ -338,22 +364,22 @@ def hybrid_vjp(x, locs, scales, logits, component_one_hot, noise, cotangent, *, 
 
 @_estimator_function
 def hybrid_jvp(
-    x,
-    locs,
-    scales,
-    logits,
-    component_one_hot,
-    noise,
-    locs_dot=None,
-    scales_dot=None,
-    logits_dot=None,
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    locs_dot: Array | None = None,
+    scales_dot: Array | None = None,
+    logits_dot: Array | None = None,
     *,
-    family,
-    shape_params,
-    shape_dots,
-    cdf,
-    xp,
-):
+    family: LocationScaleFamily,
+    shape_params: tuple[Array, ...],
+    shape_dots: tuple[Array | None, ...],
+    cdf: CDFGradient | None,
+    xp: Namespace,
+) -> Array:
     r"""Forward mode of :func:`hybrid_vjp`: :math:`\dot x = \dot\mu_k + \dot\sigma_k\varepsilon
     + \sum_\theta V_{k}\dot\theta_k + \dot x^{\text{implicit}}(\dot\ell)`."""
     chosen = component_one_hot[..., None]
@@ -388,7 +414,18 @@ def hybrid_jvp(
 
 
 @_estimator_function
-def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_params, cdf, xp):
+def rao_blackwell_vjp(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    cotangent: Array,
+    *,
+    family: LocationScaleFamily,
+    shape_params: tuple[Array, ...],
+    cdf: CDFGradient | None,
+    xp: Namespace,
+) -> tuple[Array, ...]:
     r"""The ``"rao_blackwell"`` estimator: the chosen-component gradient averaged over the
     component given :math:`x`, plus the implicit gradient for ``logits``.
 
@@ -443,20 +480,20 @@ def rao_blackwell_vjp(x, locs, scales, logits, cotangent, *, family, shape_param
 
 @_estimator_function
 def rao_blackwell_jvp(
-    x,
-    locs,
-    scales,
-    logits,
-    locs_dot=None,
-    scales_dot=None,
-    logits_dot=None,
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    locs_dot: Array | None = None,
+    scales_dot: Array | None = None,
+    logits_dot: Array | None = None,
     *,
-    family,
-    shape_params,
-    shape_dots,
-    cdf,
-    xp,
-):
+    family: LocationScaleFamily,
+    shape_params: tuple[Array, ...],
+    shape_dots: tuple[Array | None, ...],
+    cdf: CDFGradient | None,
+    xp: Namespace,
+) -> Array:
     r"""Forward mode of :func:`rao_blackwell_vjp`:
     :math:`\dot x_d = \sum_k r_k(x)(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd} + \sum_\theta V_{kd}\dot\theta_{kd})
     + \dot x_d^{\text{implicit}}(\dot\ell)`."""
@@ -526,7 +563,7 @@ ESTIMATOR_CHOICES = ("auto",) + tuple(ESTIMATORS)
 AUTO_ESTIMATOR = "rao_blackwell"
 
 
-def resolve_estimator(estimator):
+def resolve_estimator(estimator: str) -> str:
     """The concrete estimator name (a key of :data:`ESTIMATORS`) for ``estimator``
     (``"auto"`` gives :data:`AUTO_ESTIMATOR`); ``ValueError`` naming the choices otherwise."""
     if estimator == "auto":
@@ -537,21 +574,21 @@ def resolve_estimator(estimator):
 
 
 def sample_vjp(
-    estimator,
-    x,
-    locs,
-    scales,
-    logits,
-    component_one_hot,
-    noise,
-    cotangent,
+    estimator: str,
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    cotangent: Array,
     *,
-    family="normal",
-    shape_params=(),
-    cdf_gradient=None,
-    cdf_noise=None,
-    xp=None,
-):
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    cdf_gradient: str | None = None,
+    cdf_noise: Array | None = None,
+    xp: Namespace | None = None,
+) -> tuple[Array, ...]:
     """``(locs_bar, scales_bar, logits_bar)`` of a draw ``x`` under ``estimator`` (any of
     :data:`ESTIMATOR_CHOICES`), plus ``shape_bars`` when ``cdf_gradient`` is given (see
     :func:`implicit_vjp`).
@@ -572,24 +609,24 @@ def sample_vjp(
 
 
 def sample_jvp(
-    estimator,
-    x,
-    locs,
-    scales,
-    logits,
-    component_one_hot,
-    noise,
-    locs_dot=None,
-    scales_dot=None,
-    logits_dot=None,
+    estimator: str,
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    locs_dot: Array | None = None,
+    scales_dot: Array | None = None,
+    logits_dot: Array | None = None,
     *,
-    family="normal",
-    shape_params=(),
-    shape_dots=None,
-    cdf_gradient=None,
-    cdf_noise=None,
-    xp=None,
-):
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    shape_dots: Sequence[Array | None] | None = None,
+    cdf_gradient: str | None = None,
+    cdf_noise: Array | None = None,
+    xp: Namespace | None = None,
+) -> Array:
     """Tangent of a draw ``x`` under ``estimator`` (forward mode of :func:`sample_vjp`;
     ``shape_dots`` as in :func:`implicit_jvp`)."""
     entry = ESTIMATORS[resolve_estimator(estimator)]

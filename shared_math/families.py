@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ._backend import LOG_SQRT_2PI, has_special, special, wide_dtype
@@ -51,6 +52,7 @@ from ._special import (
     log_betainc_lower,
     log_gammainc_series,
 )
+from ._typing import Array, Namespace
 
 _SQRT_HALF = math.sqrt(0.5)
 _LOG_2 = math.log(2.0)
@@ -149,40 +151,40 @@ class LocationScaleFamily:
     #: Support of the standardized density :math:`g` (open interval).
     support = (-math.inf, math.inf)
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         raise NotImplementedError
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         r""":math:`\text{kernel}(z) - \log g(z)`: a Python float or an array of the shape parameters' shape."""
         return 0.0
 
-    def log_density(self, z, shape, xp):
+    def log_density(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         r""":math:`\log g(z)`."""
         return self.log_kernel(z, shape, xp) - self.log_normalizer(shape, xp)
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         raise NotImplementedError
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         raise NotImplementedError
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         raise NotImplementedError
 
-    def cdf(self, z, shape, xp):
+    def cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         r""":math:`G(z)` from the smaller tail (accurate in both tails)."""
         sign, tail = self.smaller_tail(z, shape, xp)
         return _split_by_sign(sign, tail, 1.0 - tail)
 
-    def standard_mean(self, shape, xp):
+    def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         """Mean of :math:`g` (a float, or an array for shape-dependent means)."""
         return 0.0
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         """Variance of :math:`g` (a float, or an array for shape-dependent variances)."""
         raise NotImplementedError
 
-    def check_shape_values(self, shape, xp):
+    def check_shape_values(self, shape: Sequence[Array], xp: Namespace) -> None:
         """``ValueError`` naming the shape parameter if a value is invalid (concrete values only)."""
         for name, value in zip(self.shape_names, shape):
             if bool(xp.any(xp.isnan(value))) or bool(xp.any(~(value > 0))) or bool(xp.any(~xp.isfinite(value))):
@@ -193,21 +195,21 @@ class LocationScaleFamily:
     # --------------------------------------------------------------------------------------
 
     @property
-    def real_line(self):
+    def real_line(self) -> bool:
         """Whether the support of :math:`g` is the whole real line (then Graves' Eq. 9 holds
         for ``loc`` and ``scale`` too: no boundary moves with them)."""
         return self.support == (-math.inf, math.inf)
 
-    def shape_scores(self, z, shape, xp):
+    def shape_scores(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, ...]:
         r""":math:`\partial_\theta\log g(z)` for each shape parameter :math:`\theta` (a tuple in the
         order of ``shape_names``; empty for families without shape parameters)."""
         return ()
 
-    def has_exact_shape_velocities(self, xp):
+    def has_exact_shape_velocities(self, xp: Namespace) -> bool:
         """Whether :meth:`exact_shape_velocities` is available for arrays of namespace ``xp``."""
         return not self.shape_names
 
-    def exact_shape_velocities(self, z, shape, xp):
+    def exact_shape_velocities(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, ...]:
         r"""The standardized velocities :math:`v_\theta(z) = -\partial_\theta G(z)/g(z)` of the
         shape parameters from an exact derivative of :math:`G` (a tuple), where
         :meth:`has_exact_shape_velocities`; ``ValueError`` elsewhere."""
@@ -215,14 +217,14 @@ class LocationScaleFamily:
             raise ValueError(f"the {self.name} family has no exact derivative of its CDF in {self.shape_names} here")
         return ()
 
-    def tail_side(self, z, shape, xp):
+    def tail_side(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         r"""Which tail Graves' Eq. 9 is integrated over at :math:`z` (:math:`-1`: the lower,
         :math:`(-\infty, z]`; :math:`+1`: the upper, :math:`[z, \infty)`): the side of the
         median, exact or approximate (either side gives an unbiased estimate; the smaller
         tail gives a small one)."""
         return _sign(z - self.median, xp)
 
-    def tail_rate(self, z, shape, side, xp):
+    def tail_rate(self, z: Array, shape: Sequence[Array], side: Array, xp: Namespace) -> Array:
         r"""Rate :math:`\lambda` of the exponential proposal of :meth:`tail_sample`: the outward
         decay rate of :math:`\log g` at :math:`z`, :math:`s\cdot(-\psi(z))`, raised to
         :attr:`min_tail_rate` (about 1/standard deviation: the proposal is never much wider
@@ -238,7 +240,9 @@ class LocationScaleFamily:
     min_tail_rate = 1.0
     max_tail_rate = (math.inf, math.inf)
 
-    def tail_sample(self, z, shape, side, uniform, xp):
+    def tail_sample(
+        self, z: Array, shape: Sequence[Array], side: Array, uniform: Array, xp: Namespace
+    ) -> tuple[Array | tuple[Array, ...], Array]:
         r"""Points of the tail at :math:`z` on ``side`` from uniforms :math:`U\in(0,1)`, and their
         log weights: ``(points, log_weight)`` with
 
@@ -260,11 +264,13 @@ class LocationScaleFamily:
         log_weight = self.log_kernel(t, shape, xp) - self.log_kernel(z, shape, xp) - log_proposal
         return t, log_weight
 
-    def draw_points(self, t, shape, xp):
+    def draw_points(self, t: Array, shape: Sequence[Array], xp: Namespace) -> Array | tuple[Array, ...]:
         r"""The ``points`` of :meth:`tail_integrands` for draws :math:`t\sim g` (Graves' Eq. 10)."""
         return t
 
-    def tail_integrands(self, points, shape, xp, location_scale):
+    def tail_integrands(
+        self, points: Array | tuple[Array, ...], shape: Sequence[Array], xp: Namespace, location_scale: bool
+    ) -> tuple[Array, ...]:
         r"""The integrands :math:`h_p(t)` of Graves' Eq. 9 at ``points``: the derivatives of
         :math:`\log` of the component density in each parameter, in standardized units,
 
@@ -285,13 +291,13 @@ class LocationScaleFamily:
             location_scale_terms = (neg_score, t * neg_score - 1.0)
         return location_scale_terms + tuple(self.shape_scores(t, shape, xp))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(type(self))
 
 
@@ -300,22 +306,22 @@ class Normal(LocationScaleFamily):
 
     name = "normal"
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return (-0.5) * (z * z)
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return LOG_SQRT_2PI
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return z
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         return _sign(z, xp), normal_tail(xp.abs(z), xp)
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return special("log_ndtr", xp)(z)
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return 1.0
 
 
@@ -360,23 +366,23 @@ class Logistic(LocationScaleFamily):
     min_tail_rate = math.sqrt(3.0) / math.pi  # 1 / standard deviation
     max_tail_rate = (1.0, 1.0)  # g(t) ~ e^{-|t|}
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         magnitude = xp.abs(z)
         return -magnitude - 2.0 * xp.log1p(xp.exp(-magnitude))
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return xp.tanh(0.5 * z)
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         small = xp.exp(-xp.abs(z))
         tail = xp.clip(small / (1.0 + small), min=tail_floor(z.dtype, xp))
         return _sign(z, xp), tail
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         # log G(z) = -softplus(-z) = -(max(-z, 0) + log1p(exp(-|z|)))
         return -(xp.clip(-z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z))))
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return math.pi**2 / 3.0
 
 
@@ -388,24 +394,24 @@ class Laplace(LocationScaleFamily):
     min_tail_rate = math.sqrt(0.5)
     max_tail_rate = (1.0, 1.0)
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return -xp.abs(z)
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return _LOG_2
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return xp.sign(z)
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         tail = xp.clip(0.5 * xp.exp(-xp.abs(z)), min=tail_floor(z.dtype, xp))
         return _sign(z, xp), tail
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         magnitude = xp.abs(z)
         return _split_by_sign(_sign(z, xp), -magnitude - _LOG_2, xp.log1p(-0.5 * xp.exp(-magnitude)))
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return 2.0
 
 
@@ -419,37 +425,41 @@ class Cauchy(LocationScaleFamily):
 
     name = "cauchy"
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return -xp.log1p(z * z)
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return _LOG_PI
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return 2.0 * z / (1.0 + z * z)
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         tail = xp.clip(xp.atan2(xp.ones_like(z), xp.abs(z)) * (1.0 / math.pi), min=tail_floor(z.dtype, xp))
         return _sign(z, xp), tail
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return xp.log(xp.atan2(xp.ones_like(z), -z)) - _LOG_PI
 
-    def standard_mean(self, shape, xp):
+    def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return math.nan
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return math.inf
 
-    def tail_sample(self, z, shape, side, uniform, xp):
+    def tail_sample(
+        self, z: Array, shape: Sequence[Array], side: Array, uniform: Array, xp: Namespace
+    ) -> tuple[Array | tuple[Array, ...], Array]:
         r"""The Lomax proposal of :func:`lomax_tail` with :math:`\nu = 1`; points ``(sign, log |t|)``."""
         log_r, log_weight = lomax_tail(xp.abs(z), xp.ones_like(z), uniform, xp)
         return (side, log_r), log_weight
 
-    def draw_points(self, t, shape, xp):
+    def draw_points(self, t: Array, shape: Sequence[Array], xp: Namespace) -> Array | tuple[Array, ...]:
         return _sign(t, xp), xp.log(xp.clip(xp.abs(t), min=float(xp.finfo(t.dtype).smallest_normal)))
 
-    def tail_integrands(self, points, shape, xp, location_scale):
+    def tail_integrands(
+        self, points: Array | tuple[Array, ...], shape: Sequence[Array], xp: Namespace, location_scale: bool
+    ) -> tuple[Array, ...]:
         r""":math:`h_\mu = 2t/(1+t^2) = \operatorname{sign}(t)/\cosh\log|t|`, :math:`h_\sigma = 2t^2/(1+t^2) - 1 = \tanh\log|t|`."""
         if not location_scale:
             return ()
@@ -483,28 +493,28 @@ class Gumbel(LocationScaleFamily):
         cap = math.log(float(xp.finfo(z.dtype).max))
         return xp.exp(xp.clip(-z, max=cap)), -z > cap
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         decay, overflow = self._decay(z, xp)
         return xp.where(overflow, xp.full_like(z, -math.inf), -z - decay)
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         cap = 0.5 * -math.log(float(xp.finfo(z.dtype).smallest_normal))
         return 1.0 - xp.exp(xp.clip(-z, max=cap))
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         sign = _sign(z - self.median, xp)
         decay, _ = self._decay(z, xp)
         tail = _split_by_sign(sign, xp.exp(-decay), -xp.expm1(-decay))
         return sign, xp.clip(tail, min=tail_floor(z.dtype, xp))
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         decay, overflow = self._decay(z, xp)
         return xp.where(overflow, xp.full_like(z, -math.inf), -decay)
 
-    def standard_mean(self, shape, xp):
+    def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return 0.5772156649015329  # Euler-Mascheroni constant
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return math.pi**2 / 6.0
 
 
@@ -533,16 +543,16 @@ class StudentT(LocationScaleFamily):
     name = "student_t"
     shape_names = ("df",)
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (df,) = shape
         return (-0.5) * (df + 1.0) * xp.log1p(z * z / df)
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (df,) = shape
         lgamma = special("lgamma", xp)
         return lgamma(0.5 * df) - lgamma(0.5 * (df + 1.0)) + 0.5 * (xp.log(df) + _LOG_PI)
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (df,) = shape
         return (df + 1.0) * z / (df + z * z)
 
@@ -573,21 +583,21 @@ class StudentT(LocationScaleFamily):
         log_tail = swapped * log_central + (1.0 - swapped) * xp.clip(log_outer, min=-1e30)
         return _sign(z, xp), log_tail
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         (df,) = shape
         sign, log_tail = self._log_tail(z, df, xp)
         return sign, xp.clip(xp.exp(log_tail), min=tail_floor(z.dtype, xp))
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (df,) = shape
         sign, log_tail = self._log_tail(z, df, xp)
         return _split_by_sign(sign, log_tail, xp.log1p(-xp.exp(log_tail)))
 
-    def standard_mean(self, shape, xp):
+    def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (df,) = shape
         return xp.where(df > 1.0, 0.0 * df, math.nan)
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (df,) = shape
         finite = df / xp.where(df > 2.0, df - 2.0, xp.ones_like(df))
         return xp.where(df > 2.0, finite, xp.where(df > 1.0, math.inf, math.nan))
@@ -603,21 +613,25 @@ class StudentT(LocationScaleFamily):
     def _log_r(self, t, df, xp):
         return xp.log(xp.clip(xp.abs(t), min=float(xp.finfo(t.dtype).smallest_normal))) - 0.5 * xp.log(df)
 
-    def shape_scores(self, z, shape, xp):
+    def shape_scores(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, ...]:
         (df,) = shape
         return (self._df_score(self._log_r(z, df, xp), df, xp),)
 
-    def tail_sample(self, z, shape, side, uniform, xp):
+    def tail_sample(
+        self, z: Array, shape: Sequence[Array], side: Array, uniform: Array, xp: Namespace
+    ) -> tuple[Array | tuple[Array, ...], Array]:
         """The Lomax proposal of :func:`lomax_tail` (tail index ``df``); points ``(sign, log(|t|/sqrt(df)))``."""
         (df,) = shape
         log_r, log_weight = lomax_tail(xp.abs(z), df, uniform, xp)
         return (side, log_r), log_weight
 
-    def draw_points(self, t, shape, xp):
+    def draw_points(self, t: Array, shape: Sequence[Array], xp: Namespace) -> Array | tuple[Array, ...]:
         (df,) = shape
         return _sign(t, xp), self._log_r(t, df, xp)
 
-    def tail_integrands(self, points, shape, xp, location_scale):
+    def tail_integrands(
+        self, points: Array | tuple[Array, ...], shape: Sequence[Array], xp: Namespace, location_scale: bool
+    ) -> tuple[Array, ...]:
         r"""With :math:`r = |t|/\sqrt\nu`: :math:`h_\mu = \operatorname{sign}(t)\,\frac{\nu+1}{\sqrt\nu}\,\frac{1}{2\cosh\log r}`,
         :math:`h_\sigma = (\nu+1)\frac{r^2}{1+r^2} - 1`, :math:`h_\nu` as in :meth:`_df_score`."""
         (df,) = shape
@@ -654,16 +668,16 @@ class Gamma(LocationScaleFamily):
     def _positive(self, z, xp):
         return xp.clip(z, min=float(xp.finfo(z.dtype).smallest_normal))
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (a,) = shape
         kernel = (a - 1.0) * xp.log(self._positive(z, xp)) - z
         return xp.where(z > 0, kernel, xp.full_like(kernel, -math.inf))
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (a,) = shape
         return special("lgamma", xp)(a)
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (a,) = shape
         largest = float(xp.finfo(z.dtype).max)
         return xp.clip(1.0 - (a - 1.0) / self._positive(z, xp), min=-largest, max=largest)
@@ -678,7 +692,7 @@ class Gamma(LocationScaleFamily):
         upper = xp.where(positive, special("gammaincc", xp)(a_wide, z_positive), xp.ones_like(z_positive))
         return lower, upper, positive, a_wide, z_positive
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         (a,) = shape
         lower, upper, _, _, _ = self._tails(z, a, xp)
         below = lower <= upper
@@ -686,7 +700,7 @@ class Gamma(LocationScaleFamily):
         tail = xp.astype(xp.minimum(lower, upper), z.dtype)
         return xp.astype(sign, z.dtype), xp.clip(tail, min=tail_floor(z.dtype, xp))
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (a,) = shape
         lower, upper, positive, a_wide, z_positive = self._tails(z, a, xp)
         tiny = float(xp.finfo(lower.dtype).smallest_normal)
@@ -696,22 +710,22 @@ class Gamma(LocationScaleFamily):
         log_cdf = xp.where(positive, log_cdf, xp.full_like(log_cdf, -math.inf))
         return xp.astype(log_cdf, z.dtype)
 
-    def standard_mean(self, shape, xp):
+    def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (a,) = shape
         return a
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (a,) = shape
         return a
 
-    def shape_scores(self, z, shape, xp):
+    def shape_scores(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, ...]:
         (a,) = shape
         return (xp.log(self._positive(z, xp)) - special("digamma", xp)(a),)
 
-    def has_exact_shape_velocities(self, xp):
+    def has_exact_shape_velocities(self, xp: Namespace) -> bool:
         return has_special("gammainc_grad_a", xp)
 
-    def exact_shape_velocities(self, z, shape, xp):
+    def exact_shape_velocities(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, ...]:
         r""":math:`v_a = -\partial_a P(a, z)/g(z)` with the backend's :math:`\partial_a P` (JAX);
         :math:`g(z)` is raised to tiny where it underflows (there :math:`\partial_a P` underflows
         too and the velocity is only kept finite), 0 outside the support."""
@@ -724,7 +738,7 @@ class Gamma(LocationScaleFamily):
         velocity = -derivative * xp.exp(-xp.clip(self.log_density(z_positive, shape, xp), min=log_tiny))
         return (xp.where(z > 0, velocity, xp.zeros_like(velocity)),)
 
-    def tail_side(self, z, shape, xp):
+    def tail_side(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         r"""Side of the approximate median: :math:`a - \tfrac13 + \tfrac{8}{405a}` for :math:`a\ge1`
         (Choi 1994), :math:`(\Gamma(a+1)/2)^{1/a}` (from :math:`P(a,z)\approx z^a/\Gamma(a+1)`) below."""
         (a,) = shape
@@ -732,7 +746,9 @@ class Gamma(LocationScaleFamily):
         small = xp.exp((special("lgamma", xp)(a + 1.0) - _LOG_2) / a)
         return _sign(z - xp.where(a >= 1.0, large, small), xp)
 
-    def tail_sample(self, z, shape, side, uniform, xp):
+    def tail_sample(
+        self, z: Array, shape: Sequence[Array], side: Array, uniform: Array, xp: Namespace
+    ) -> tuple[Array | tuple[Array, ...], Array]:
         r"""Points ``log t`` of the tail at :math:`z` and their log weights:
 
         * lower tail, :math:`a < 1`: :math:`t = zU^{1/a}` (density :math:`q \propto t^{a-1}`,
@@ -766,10 +782,12 @@ class Gamma(LocationScaleFamily):
             power, log_weight_power, log_weight_exponential
         )
 
-    def draw_points(self, t, shape, xp):
+    def draw_points(self, t: Array, shape: Sequence[Array], xp: Namespace) -> Array | tuple[Array, ...]:
         return xp.log(self._positive(t, xp))
 
-    def tail_integrands(self, points, shape, xp, location_scale):
+    def tail_integrands(
+        self, points: Array | tuple[Array, ...], shape: Sequence[Array], xp: Namespace, location_scale: bool
+    ) -> tuple[Array, ...]:
         (a,) = shape
         if location_scale:
             raise ValueError("the gamma family's support moves with loc: Eq. 9 holds for its shape parameter only")
@@ -798,17 +816,17 @@ class Beta(LocationScaleFamily):
         """``z`` clipped to ``[tiny, 1 - eps/2]`` (finite logs of ``z`` and ``1 - z``)."""
         return xp.clip(z, min=float(xp.finfo(z.dtype).smallest_normal), max=1.0 - 0.5 * float(xp.finfo(z.dtype).eps))
 
-    def log_kernel(self, z, shape, xp):
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         a, b = shape
         inside = self._inside(z, xp)
         kernel = (a - 1.0) * xp.log(inside) + (b - 1.0) * xp.log1p(-inside)
         return xp.where((z > 0) & (z < 1), kernel, xp.full_like(kernel, -math.inf))
 
-    def log_normalizer(self, shape, xp):
+    def log_normalizer(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         a, b = shape
         return log_beta(a, b, special("lgamma", xp))
 
-    def neg_score(self, z, shape, xp):
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         a, b = shape
         inside = self._inside(z, xp)
         largest = float(xp.finfo(z.dtype).max)
@@ -821,14 +839,14 @@ class Beta(LocationScaleFamily):
         betainc = special("betainc", xp)
         return betainc(a_wide, b_wide, z_unit), betainc(b_wide, a_wide, 1.0 - z_unit), a_wide, b_wide, z_unit
 
-    def smaller_tail(self, z, shape, xp):
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         a, b = shape
         lower, upper, _, _, _ = self._tails(z, a, b, xp)
         sign = xp.where(lower <= upper, -xp.ones_like(lower), xp.ones_like(lower))
         tail = xp.astype(xp.minimum(lower, upper), z.dtype)
         return xp.astype(sign, z.dtype), xp.clip(tail, min=tail_floor(z.dtype, xp))
 
-    def log_cdf(self, z, shape, xp):
+    def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         a, b = shape
         _, upper, a_wide, b_wide, z_unit = self._tails(z, a, b, xp)
         log_lower = log_betainc_lower(a_wide, b_wide, z_unit, xp=xp, lgamma=special("lgamma", xp))
@@ -838,11 +856,11 @@ class Beta(LocationScaleFamily):
         log_cdf = xp.where(z_unit > 0, log_cdf, xp.full_like(log_cdf, -math.inf))
         return xp.astype(log_cdf, z.dtype)
 
-    def standard_mean(self, shape, xp):
+    def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         a, b = shape
         return a / (a + b)
 
-    def standard_variance(self, shape, xp):
+    def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         a, b = shape
         total = a + b
         return a * b / (total * total * (total + 1.0))
@@ -853,12 +871,12 @@ class Beta(LocationScaleFamily):
         both = digamma(a + b)
         return both - digamma(a), both - digamma(b)
 
-    def shape_scores(self, z, shape, xp):
+    def shape_scores(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, ...]:
         inside = self._inside(z, xp)
         first, second = self._score_constants(shape, xp)
         return xp.log(inside) + first, xp.log1p(-inside) + second
 
-    def tail_side(self, z, shape, xp):
+    def tail_side(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         r"""Side of the approximate median :math:`(a-\tfrac13)/(a+b-\tfrac23)` for
         :math:`a, b \ge 1` (Kerman 2011), of the mean :math:`a/(a+b)` otherwise."""
         a, b = shape
@@ -866,7 +884,9 @@ class Beta(LocationScaleFamily):
         median = xp.where(both_large, (a - 1.0 / 3.0) / xp.clip(a + b - 2.0 / 3.0, min=1.0), a / (a + b))
         return _sign(z - median, xp)
 
-    def tail_sample(self, z, shape, side, uniform, xp):
+    def tail_sample(
+        self, z: Array, shape: Sequence[Array], side: Array, uniform: Array, xp: Namespace
+    ) -> tuple[Array | tuple[Array, ...], Array]:
         r"""Points ``(log t, log(1 - t))`` of the tail at :math:`z` and their log weights.  Toward
         an end where :math:`g` is singular (:math:`a < 1` at 0, :math:`b < 1` at 1) the distance
         to that end follows a power law, :math:`t = zU^{1/a}` (resp.
@@ -905,11 +925,13 @@ class Beta(LocationScaleFamily):
         log_u = xp.where(power, log_u_power, log_u_exponential)
         return (log_t, log_u), xp.where(power, log_weight_power, log_weight_exponential)
 
-    def draw_points(self, t, shape, xp):
+    def draw_points(self, t: Array, shape: Sequence[Array], xp: Namespace) -> Array | tuple[Array, ...]:
         inside = self._inside(t, xp)
         return xp.log(inside), xp.log1p(-inside)
 
-    def tail_integrands(self, points, shape, xp, location_scale):
+    def tail_integrands(
+        self, points: Array | tuple[Array, ...], shape: Sequence[Array], xp: Namespace, location_scale: bool
+    ) -> tuple[Array, ...]:
         if location_scale:
             raise ValueError(
                 "the beta family's support moves with loc and scale: Eq. 9 holds for its shape parameters only"
@@ -932,7 +954,7 @@ BETA = Beta()
 FAMILIES = {family.name: family for family in (NORMAL, LOGISTIC, LAPLACE, CAUCHY, GUMBEL, STUDENT_T, GAMMA, BETA)}
 
 
-def get_family(family):
+def get_family(family: str | LocationScaleFamily) -> LocationScaleFamily:
     """The :class:`LocationScaleFamily` for ``family`` (an instance, or one of the names in :data:`FAMILIES`)."""
     if isinstance(family, LocationScaleFamily):
         return family

@@ -86,6 +86,7 @@ mentioned there as possible but not worked out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -103,6 +104,7 @@ from ._backend import (
     special,
 )
 from ._sweeps import _scaled_cdf_terms, _shift_in, event_blocks, sum_to_shape
+from ._typing import Array, Namespace, Shape
 from .families import NORMAL
 from .mixture import exp_of_log, log_softmax, logsumexp
 
@@ -180,7 +182,9 @@ def _diagonal(matrices, xp):
 # ------------------------------------------------------------------------------------------
 
 
-def full_covariance_shapes(locs_shape, scale_tril_shape, logits_shape):
+def full_covariance_shapes(
+    locs_shape: Shape, scale_tril_shape: Shape, logits_shape: Shape
+) -> tuple[tuple[int, ...], int, int]:
     """``(batch_shape, K, D)`` of a full-covariance mixture, or a ``ValueError`` naming the parameter.
 
     ``locs`` ``(..., K, D)``, ``scale_tril`` ``(..., K, D, D)``, ``logits`` ``(..., K)``; the
@@ -213,7 +217,7 @@ def full_covariance_shapes(locs_shape, scale_tril_shape, logits_shape):
     return batch_shape, num_components, event_size
 
 
-def check_full_covariance_values(locs, scale_tril, logits, *, xp=None):
+def check_full_covariance_values(locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None) -> None:
     """``ValueError`` naming the parameter if ``locs``/``logits`` are not finite, or if
     ``scale_tril`` holds NaN or infinity, has a diagonal entry that is not positive, or has
     a nonzero entry above the diagonal (it is a Cholesky factor, not a covariance matrix;
@@ -433,7 +437,9 @@ def _cumulative_over_event(values, xp, exclusive=False):
     return xp.reshape(xp.matmul(ones, xp.reshape(values, (shape[0], -1))), shape)
 
 
-def full_covariance_log_prob(x, locs, scale_tril, logits, *, xp=None):
+def full_covariance_log_prob(
+    x: Array, locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None
+) -> Array:
     r""":math:`\log\sum_k\pi_k N(x;\mu_k, L_kL_k^\top)`, shape ``(...)`` (Eq. FC1)."""
     xp, (x, locs, scale_tril, logits) = promote(x, locs, scale_tril, logits, xp=xp)
     layout = _layout(x.shape, locs, scale_tril, logits, xp)
@@ -448,7 +454,9 @@ def _log_weights(white, xp):
     return before - logsumexp(before, 1, xp, keepdims=True)
 
 
-def full_covariance_conditional_log_weights(x, locs, scale_tril, logits, *, xp=None):
+def full_covariance_conditional_log_weights(
+    x: Array, locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None
+) -> Array:
     r"""Log weights of the conditionals :math:`p(x_d\mid x_{<d})`, shape ``(..., K, D)`` (Eq. FC2).
 
     .. math::
@@ -462,7 +470,9 @@ def full_covariance_conditional_log_weights(x, locs, scale_tril, logits, *, xp=N
     return layout.per_sample_component_vectors_back(_log_weights(white, xp))
 
 
-def full_covariance_distributional_transform(x, locs, scale_tril, logits, *, xp=None):
+def full_covariance_distributional_transform(
+    x: Array, locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None
+) -> Array:
     r""":math:`T_d(x) = \sum_k w_{kd}\Phi(\varepsilon_{kd})`, shape ``(..., D)`` (Eq. FC2); maps
     the mixture onto :math:`\mathrm{Uniform}(0,1)^D`."""
     xp, (x, locs, scale_tril, logits) = promote(x, locs, scale_tril, logits, xp=xp)
@@ -472,14 +482,14 @@ def full_covariance_distributional_transform(x, locs, scale_tril, logits, *, xp=
     return layout.point_back(xp.exp(logsumexp(log_terms, 1, xp, keepdims=True)))
 
 
-def full_covariance_mean(locs, scale_tril, logits, *, xp=None):
+def full_covariance_mean(locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None) -> Array:
     r""":math:`\sum_k\pi_k\mu_k`, shape ``(..., D)``."""
     xp, (locs, scale_tril, logits) = promote(locs, scale_tril, logits, xp=xp)
     pi = xp.exp(log_softmax(logits, xp))[..., None]
     return xp.sum(pi * locs, axis=-2)
 
 
-def full_covariance_covariance(locs, scale_tril, logits, *, xp=None):
+def full_covariance_covariance(locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None) -> Array:
     r""":math:`\sum_k\pi_k\big(L_kL_k^\top + (\mu_k-\bar\mu)(\mu_k-\bar\mu)^\top\big)`, shape ``(..., D, D)``."""
     xp, (locs, scale_tril, logits) = promote(locs, scale_tril, logits, xp=xp)
     pi = xp.exp(log_softmax(logits, xp))[..., None]
@@ -490,7 +500,7 @@ def full_covariance_covariance(locs, scale_tril, logits, *, xp=None):
     return xp.sum(pi[..., None] * (within + between), axis=-3)
 
 
-def full_covariance_variance(locs, scale_tril, logits, *, xp=None):
+def full_covariance_variance(locs: Array, scale_tril: Array, logits: Array, *, xp: Namespace | None = None) -> Array:
     r"""Diagonal of :func:`full_covariance_covariance`:
     :math:`\sum_k\pi_k\big(\sum_jL_{k,ij}^2 + (\mu_{ki}-\bar\mu_i)^2\big)`, shape ``(..., D)``."""
     xp, (locs, scale_tril, logits) = promote(locs, scale_tril, logits, xp=xp)
@@ -500,7 +510,9 @@ def full_covariance_variance(locs, scale_tril, logits, *, xp=None):
     return xp.sum(pi * (xp.sum(tril * tril, axis=-1) + centred * centred), axis=-2)
 
 
-def full_covariance_component_samples(locs, scale_tril, noise, *, xp=None):
+def full_covariance_component_samples(
+    locs: Array, scale_tril: Array, noise: Array, *, xp: Namespace | None = None
+) -> Array:
     r"""One draw per component, :math:`x_k = \mu_k + L_k\varepsilon_k`, shape ``(..., K, D)``.
 
     ``noise`` :math:`\varepsilon` has shape ``(..., K, D)`` (one standard normal vector per
@@ -514,7 +526,9 @@ def full_covariance_component_samples(locs, scale_tril, noise, *, xp=None):
     return layout.per_sample_component_vectors_back(layout.locs(locs) + xp.permute_dims(moved, (2, 0, 1, 3)))
 
 
-def full_covariance_sample_from_noise(locs, scale_tril, component_one_hot, noise, *, xp=None):
+def full_covariance_sample_from_noise(
+    locs: Array, scale_tril: Array, component_one_hot: Array, noise: Array, *, xp: Namespace | None = None
+) -> Array:
     r"""Ancestral draw :math:`x = \mu_k + L_k\varepsilon` of the chosen components, shape ``(..., D)``.
 
     ``component_one_hot`` ``(..., K)``, ``noise`` :math:`\varepsilon` ``(..., D)``.  Written as a
@@ -929,7 +943,9 @@ def _embed_diagonal(values, xp):
 
 
 @flushing_subnormals
-def full_covariance_implicit_vjp(x, locs, scale_tril, logits, cotangent, *, xp=None):
+def full_covariance_implicit_vjp(
+    x: Array, locs: Array, scale_tril: Array, logits: Array, cotangent: Array, *, xp: Namespace | None = None
+) -> tuple[Array, Array, Array]:
     r"""Reverse-mode implicit gradient ``(locs_bar, scale_tril_bar, logits_bar)`` (Eqs. FC4-FC5).
 
     ``x`` ``(..., D)`` are draws held fixed through their distributional transform
@@ -989,8 +1005,16 @@ def _scaled_transform_tangent(terms, layout, locs_dot, scale_tril_dot, logits_do
 
 @flushing_subnormals
 def full_covariance_implicit_jvp(
-    x, locs, scale_tril, logits, locs_dot=None, scale_tril_dot=None, logits_dot=None, *, xp=None
-):
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    locs_dot: Array | None = None,
+    scale_tril_dot: Array | None = None,
+    logits_dot: Array | None = None,
+    *,
+    xp: Namespace | None = None,
+) -> Array:
     r"""Forward-mode implicit gradient :math:`\dot x = -J^{-1}\partial_\theta T\,\dot\theta` (Eq. FC6).
 
     Tangents have the parameters' shapes (``None`` means zero; only the lower triangle of
@@ -1004,7 +1028,17 @@ def full_covariance_implicit_jvp(
 
 
 @flushing_subnormals
-def full_covariance_hybrid_vjp(x, locs, scale_tril, logits, component_one_hot, noise, cotangent, *, xp=None):
+def full_covariance_hybrid_vjp(
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    cotangent: Array,
+    *,
+    xp: Namespace | None = None,
+) -> tuple[Array, Array, Array]:
     r"""``"hybrid"``: the chosen-component gradient for ``locs``/``scale_tril``
     (:math:`\bar\mu_k=[k]\,g`, :math:`\bar L_k=[k]\operatorname{tril}(g\varepsilon^\top)`) and
     the implicit gradient for ``logits`` (Eq. FC5).  ``x`` must be
@@ -1036,18 +1070,18 @@ def _moved_by(layout, locs_dot, scale_tril_dot, directions, xp):
 
 @flushing_subnormals
 def full_covariance_hybrid_jvp(
-    x,
-    locs,
-    scale_tril,
-    logits,
-    component_one_hot,
-    noise,
-    locs_dot=None,
-    scale_tril_dot=None,
-    logits_dot=None,
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    locs_dot: Array | None = None,
+    scale_tril_dot: Array | None = None,
+    logits_dot: Array | None = None,
     *,
-    xp=None,
-):
+    xp: Namespace | None = None,
+) -> Array:
     r"""Forward mode of :func:`full_covariance_hybrid_vjp`:
     :math:`\dot x = \dot\mu_k + \dot L_k\varepsilon + \dot x^{\text{implicit}}(\dot\ell)`."""
     xp, layout, arrays = _prepare(
@@ -1066,7 +1100,9 @@ def full_covariance_hybrid_jvp(
 
 
 @flushing_subnormals
-def full_covariance_rao_blackwell_vjp(x, locs, scale_tril, logits, cotangent, *, xp=None):
+def full_covariance_rao_blackwell_vjp(
+    x: Array, locs: Array, scale_tril: Array, logits: Array, cotangent: Array, *, xp: Namespace | None = None
+) -> tuple[Array, Array, Array]:
     r"""``"rao_blackwell"`` (Eq. FC7): the chosen-component gradient averaged over the component
     given :math:`x`, :math:`\bar\mu_k = r_k(x)g`, :math:`\bar L_k = \operatorname{tril}(r_k(x)\,g\,\varepsilon_k^\top)`;
     ``logits`` implicit (Eq. FC5).  Never noisier than ``"hybrid"`` (its conditional
@@ -1085,8 +1121,16 @@ def full_covariance_rao_blackwell_vjp(x, locs, scale_tril, logits, cotangent, *,
 
 @flushing_subnormals
 def full_covariance_rao_blackwell_jvp(
-    x, locs, scale_tril, logits, locs_dot=None, scale_tril_dot=None, logits_dot=None, *, xp=None
-):
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    locs_dot: Array | None = None,
+    scale_tril_dot: Array | None = None,
+    logits_dot: Array | None = None,
+    *,
+    xp: Namespace | None = None,
+) -> Array:
     r"""Forward mode of :func:`full_covariance_rao_blackwell_vjp`:
     :math:`\dot x = \sum_kr_k(x)(\dot\mu_k + \dot L_k\varepsilon_k) + \dot x^{\text{implicit}}(\dot\ell)`."""
     xp, layout, arrays = _prepare(x, locs, scale_tril, logits, (locs_dot, scale_tril_dot, logits_dot), xp)
@@ -1108,7 +1152,7 @@ def _implicit_vjp_with_noise(x, locs, scale_tril, logits, component_one_hot, noi
 #: name -> ``(vjp, jvp)``, the signatures of :func:`full_covariance_implicit_vjp` /
 #: :func:`full_covariance_implicit_jvp` (``"hybrid"`` takes ``component_one_hot, noise``
 #: after ``logits``, see :func:`full_covariance_hybrid_vjp`).
-FULL_COVARIANCE_ESTIMATORS = {
+FULL_COVARIANCE_ESTIMATORS: dict[str, tuple[Callable[..., tuple[Array, Array, Array]], Callable[..., Array]]] = {
     "implicit": (full_covariance_implicit_vjp, full_covariance_implicit_jvp),
     "hybrid": (full_covariance_hybrid_vjp, full_covariance_hybrid_jvp),
     "rao_blackwell": (full_covariance_rao_blackwell_vjp, full_covariance_rao_blackwell_jvp),
@@ -1125,7 +1169,7 @@ FULL_COVARIANCE_ESTIMATORS = {
 FULL_COVARIANCE_AUTO_ESTIMATOR = "rao_blackwell"
 
 
-def resolve_full_covariance_estimator(estimator):
+def resolve_full_covariance_estimator(estimator: str) -> str:
     """The concrete estimator name for ``estimator`` (``"auto"`` or a key of :data:`FULL_COVARIANCE_ESTIMATORS`)."""
     if estimator == "auto":
         return FULL_COVARIANCE_AUTO_ESTIMATOR
@@ -1134,7 +1178,18 @@ def resolve_full_covariance_estimator(estimator):
     return estimator
 
 
-def full_covariance_sample_vjp(estimator, x, locs, scale_tril, logits, component_one_hot, noise, cotangent, *, xp=None):
+def full_covariance_sample_vjp(
+    estimator: str,
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    cotangent: Array,
+    *,
+    xp: Namespace | None = None,
+) -> tuple[Array, Array, Array]:
     """``(locs_bar, scale_tril_bar, logits_bar)`` of a draw under a concrete ``estimator``
     (one signature for all three; ``component_one_hot``/``noise`` are read by ``"hybrid"``)."""
     if estimator == "hybrid":
@@ -1146,19 +1201,19 @@ def full_covariance_sample_vjp(estimator, x, locs, scale_tril, logits, component
 
 
 def full_covariance_sample_jvp(
-    estimator,
-    x,
-    locs,
-    scale_tril,
-    logits,
-    component_one_hot,
-    noise,
-    locs_dot=None,
-    scale_tril_dot=None,
-    logits_dot=None,
+    estimator: str,
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    component_one_hot: Array,
+    noise: Array,
+    locs_dot: Array | None = None,
+    scale_tril_dot: Array | None = None,
+    logits_dot: Array | None = None,
     *,
-    xp=None,
-):
+    xp: Namespace | None = None,
+) -> Array:
     """Tangent of a draw under a concrete ``estimator`` (forward mode of :func:`full_covariance_sample_vjp`)."""
     if estimator == "hybrid":
         return full_covariance_hybrid_jvp(

@@ -9,9 +9,10 @@ pattern :math:`e` from :func:`component_offsets` (the same numbers in Pyro and N
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
-def component_offsets(num_components, latent_dim, seed=0):
+def component_offsets(num_components: int, latent_dim: int, seed: int = 0) -> npt.NDArray[np.float64]:
     r"""Deterministic ``(K, latent_dim)`` NumPy float64 offsets.
 
     Standard normals from NumPy's PCG64 with ``seed``, centred over the components (so the

@@ -23,9 +23,11 @@ are at most a few units above zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from ._backend import get_namespace, promote
-from .families import get_family
+from ._typing import Array, DType, Namespace
+from .families import LocationScaleFamily, get_family
 
 
 def exp_of_log(values, xp):
@@ -76,7 +78,9 @@ def exclusive_cumsum(values, xp):
     return xp.concat([head, xp.cumulative_sum(values[..., :-1], axis=-1)], axis=-1)
 
 
-def family_and_shape(family, shape_params):
+def family_and_shape(
+    family: str | LocationScaleFamily, shape_params: Sequence[Array]
+) -> tuple[LocationScaleFamily, tuple[Array, ...]]:
     family = get_family(family)
     shape_params = tuple(shape_params)
     if len(shape_params) != len(family.shape_names):
@@ -99,7 +103,16 @@ def standardize(x, locs, scales, xp, family="normal", shape_params=()):
     return z, log_density
 
 
-def log_prob(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def log_prob(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""Mixture log density :math:`\log\sum_k \pi_k \prod_d N_{kd}(x_d)`, shape ``(...)``.
 
     :math:`-\infty` far from every component (where every term underflows), never a floor.
@@ -110,7 +123,16 @@ def log_prob(x, locs, scales, logits, *, family="normal", shape_params=(), xp=No
     return logsumexp(log_softmax(logits, xp) + xp.sum(log_density, axis=-1), -1, xp)
 
 
-def responsibilities(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def responsibilities(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""Posterior component probabilities of points ``x``, shape ``(..., K)``:
 
     .. math::
@@ -130,7 +152,16 @@ def responsibilities(x, locs, scales, logits, *, family="normal", shape_params=(
     return xp.exp(log_joint - logsumexp(log_joint, -1, xp, keepdims=True))
 
 
-def log_cdf(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def log_cdf(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""Log CDF of a 1-D mixture: :math:`\log\sum_k \pi_k G((x-\mu_k)/\sigma_k)`.
 
     ``x`` has shape ``(...)``; ``locs``, ``scales``, ``logits`` and the shape parameters have
@@ -143,7 +174,16 @@ def log_cdf(x, locs, scales, logits, *, family="normal", shape_params=(), xp=Non
     return logsumexp(log_softmax(logits, xp) + log_component_cdf, -1, xp)
 
 
-def cdf(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def cdf(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""CDF of a 1-D mixture, :math:`F(x)=\sum_k \pi_k G((x-\mu_k)/\sigma_k)` (see :func:`log_cdf`)."""
     xp = get_namespace(x, locs, scales, logits, *shape_params) if xp is None else xp
     return xp.exp(log_cdf(x, locs, scales, logits, family=family, shape_params=shape_params, xp=xp))
@@ -154,7 +194,16 @@ def _conditional_log_weights(log_pi, log_density, xp):
     return log_joint_before - logsumexp(log_joint_before, -2, xp, keepdims=True)
 
 
-def conditional_log_weights(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def conditional_log_weights(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""Log weights of the 1-D conditional mixtures :math:`p(x_d \mid x_{<d})`, shape ``(..., K, D)``.
 
     .. math::
@@ -171,7 +220,16 @@ def conditional_log_weights(x, locs, scales, logits, *, family="normal", shape_p
     return _conditional_log_weights(log_softmax(logits, xp), log_density, xp)
 
 
-def distributional_transform(x, locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def distributional_transform(
+    x: Array,
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""The distributional transform :math:`T_d(x) = F_d(x_d \mid x_{<d}) = \sum_k w_{kd}G(z_{kd})`.
 
     Maps the mixture onto :math:`\mathrm{Uniform}(0,1)^D`; shape ``(..., D)``.  Its inverse,
@@ -185,7 +243,15 @@ def distributional_transform(x, locs, scales, logits, *, family="normal", shape_
     return xp.exp(logsumexp(log_w + family.log_cdf(z, shape_params, xp), -2, xp))
 
 
-def mean(locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def mean(
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""Mixture mean :math:`\sum_k \pi_k(\mu_k + \sigma_k m)`, shape ``(..., D)``, with :math:`m`
     the mean of the standardized family (NaN where it has none, e.g. Cauchy)."""
     family, shape_params = family_and_shape(family, shape_params)
@@ -201,7 +267,15 @@ def _component_means(locs, scales, family, shape_params, xp):
     return locs + scales * standard_mean
 
 
-def variance(locs, scales, logits, *, family="normal", shape_params=(), xp=None):
+def variance(
+    locs: Array,
+    scales: Array,
+    logits: Array,
+    *,
+    family: str | LocationScaleFamily = "normal",
+    shape_params: Sequence[Array] = (),
+    xp: Namespace | None = None,
+) -> Array:
     r"""Per-dimension mixture variance :math:`\sum_k\pi_k(\sigma_k^2 v + (\mu_k + \sigma_k m - \bar\mu)^2)`,
     shape ``(..., D)``, with :math:`m, v` the standardized family's mean and variance (NaN or
     infinite where undefined, e.g. Cauchy, Student-t with ``df <= 2``)."""
@@ -213,14 +287,16 @@ def variance(locs, scales, logits, *, family="normal", shape_params=(), xp=None)
     return xp.sum(pi * (scales * scales * family.standard_variance(shape_params, xp) + centred * centred), axis=-2)
 
 
-def one_hot(component_index, num_components, dtype, *, xp=None):
+def one_hot(component_index: Array, num_components: int, dtype: DType, *, xp: Namespace | None = None) -> Array:
     """``(..., K)`` indicator of ``component_index`` (an integer array of shape ``(...)``)."""
     xp = get_namespace(component_index) if xp is None else xp
     components = xp.arange(num_components, device=_device(component_index))
     return xp.astype(component_index[..., None] == components, dtype)
 
 
-def sample_from_noise(locs, scales, component_one_hot, noise, *, xp=None):
+def sample_from_noise(
+    locs: Array, scales: Array, component_one_hot: Array, noise: Array, *, xp: Namespace | None = None
+) -> Array:
     r"""Ancestral draw :math:`x = \mu_k + \sigma_k\varepsilon` for the chosen components.
 
     ``component_one_hot`` has shape ``(..., K)`` and ``noise`` :math:`\varepsilon` ``(..., D)``

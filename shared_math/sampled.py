@@ -53,7 +53,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from .families import get_family
+from ._typing import Namespace
+from .families import LocationScaleFamily, get_family
 
 #: Values of the adapters' ``cdf_gradient=`` option.
 CDF_GRADIENT_CHOICES = ("auto", "exact", "sampled", "rejection")
@@ -72,7 +73,7 @@ class Velocities(NamedTuple):
     shape: tuple
 
 
-def resolve_cdf_gradient(cdf_gradient, family, xp):
+def resolve_cdf_gradient(cdf_gradient: str, family: str | LocationScaleFamily, xp: Namespace) -> str:
     """The method (``"exact"``, ``"sampled"`` or ``"rejection"``) that ``cdf_gradient`` (one of
     :data:`CDF_GRADIENT_CHOICES`) means for ``family`` and arrays of namespace ``xp``.
 

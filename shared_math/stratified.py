@@ -58,9 +58,11 @@ a lower bound that is at least the ELBO (Jensen) and increases to :math:`\log p(
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ._backend import get_namespace
+from ._typing import Array, Shape
 from .mixture import logsumexp
 
 
@@ -79,7 +81,7 @@ class Stratum(NamedTuple):
     axis_names: dict = {}
 
 
-def component_draws_from_noise(locs, scales, noise):
+def component_draws_from_noise(locs: Array, scales: Array, noise: Array) -> Array:
     r"""One draw from every component of a location-scale mixture: :math:`z_k = \mu_k + \sigma_k\varepsilon_k`.
 
     ``locs``/``scales`` have shape ``(..., K, D)`` and ``noise`` :math:`\varepsilon` a shape that
@@ -100,7 +102,9 @@ def _describe_axis(stratum, axis):
     return f"batch axis {axis}" + (f" (plate '{plate}')" if plate else "")
 
 
-def check_term_axes(term_shape, strata, plate_sizes, term_name="term"):
+def check_term_axes(
+    term_shape: Shape, strata: Iterable[Stratum], plate_sizes: Mapping[int, Collection[int]], term_name: str = "term"
+) -> None:
     r"""``ValueError`` unless every axis along which a term varies is a stratum axis (size
     :math:`K_s`) or a plate axis (its size).
 
@@ -136,7 +140,7 @@ def check_term_axes(term_shape, strata, plate_sizes, term_name="term"):
         )
 
 
-def term_log_weights(term_shape, strata, term_name="term"):
+def term_log_weights(term_shape: Shape, strata: Iterable[Stratum], term_name: str = "term") -> Array | None:
     r"""Log of the grid weights that the expectation of one term needs, or ``None``.
 
     The term (batch shape ``term_shape``) varies along some stratum axes.  It needs the
@@ -186,7 +190,7 @@ def term_log_weights(term_shape, strata, term_name="term"):
     return total
 
 
-def stratified_sum(term, log_weights):
+def stratified_sum(term: Array, log_weights: Array | None) -> Array:
     r""":math:`\sum \exp(\log w)\odot\text{term}` over all axes (the plain sum when ``log_weights`` is ``None``).
 
     With ``log_weights`` from :func:`term_log_weights` this is the term's contribution to
@@ -198,7 +202,7 @@ def stratified_sum(term, log_weights):
     return xp.sum(xp.exp(log_weights) * term)
 
 
-def stratified_log_weight(log_ratio, strata, independent_dims=()):
+def stratified_log_weight(log_ratio: Array, strata: Iterable[Stratum], independent_dims: Collection[int] = ()) -> Array:
     r"""Log of one stratified importance weight, :math:`\log\sum_{\text{grid}}\prod_s\pi_s\,e^{\log r}`.
 
     ``log_ratio``: :math:`\log p(x,z)-\log q(z)` over the grid (batch axes: the stratum axes,

@@ -6,9 +6,10 @@ import math
 import operator
 
 from ._backend import get_namespace
+from ._typing import Array, Namespace, Shape
 
 
-def mixture_shapes(locs_shape, scales_shape, logits_shape):
+def mixture_shapes(locs_shape: Shape, scales_shape: Shape, logits_shape: Shape) -> tuple[tuple[int, ...], int, int]:
     """``(batch_shape, K, D)`` of a diagonal mixture, or a ``ValueError`` naming the bad parameter.
 
     ``locs``/``scales`` are ``(..., K, D)`` and ``logits`` ``(..., K)``; the leading
@@ -38,7 +39,7 @@ def mixture_shapes(locs_shape, scales_shape, logits_shape):
     return batch_shape, num_components, event_size
 
 
-def broadcast_shapes(*named_shapes):
+def broadcast_shapes(*named_shapes: tuple[str, Shape]) -> tuple[int, ...]:
     """Broadcast of ``(name, shape)`` pairs, with a ``ValueError`` naming the pair that clashes."""
     result: list[int] = []
     owner: list[str] = []
@@ -61,7 +62,9 @@ def broadcast_shapes(*named_shapes):
     return tuple(result)
 
 
-def check_parameter_values(locs, scales, logits, *, xp=None):
+def check_parameter_values(
+    locs: Array | None, scales: Array | None, logits: Array | None, *, xp: Namespace | None = None
+) -> None:
     """``ValueError`` if ``locs``/``logits`` hold NaN or infinity or ``scales`` are not positive and finite.
 
     Needs concrete values (call outside ``jax.jit`` tracing); a parameter given as ``None``
@@ -80,7 +83,7 @@ def check_parameter_values(locs, scales, logits, *, xp=None):
         raise ValueError("scales must be positive and finite (found a value <= 0 or infinity)")
 
 
-def check_value_shape(value_shape, event_shape):
+def check_value_shape(value_shape: Shape, event_shape: Shape) -> None:
     """``ValueError`` naming ``value`` unless its trailing dimensions equal ``event_shape``.
 
     Shapes are static in every framework (also inside ``jax.jit``), so both adapters check
@@ -94,7 +97,9 @@ def check_value_shape(value_shape, event_shape):
         )
 
 
-def guide_settings(num_components, init_scale, init_spread, init_seed):
+def guide_settings(
+    num_components: int, init_scale: float, init_spread: float, init_seed: int
+) -> tuple[int, float, float, int]:
     """The autoguides' shared arguments, checked and normalised:
     ``(int num_components, float init_scale, float init_spread, int init_seed)``.
 
@@ -119,7 +124,7 @@ def guide_settings(num_components, init_scale, init_spread, init_seed):
     return components, scale, spread, seed
 
 
-def cdf_gradient_settings(cdf_gradient, cdf_gradient_samples):
+def cdf_gradient_settings(cdf_gradient: str, cdf_gradient_samples: int) -> int:
     """The distributions' ``cdf_gradient`` and ``cdf_gradient_samples`` options checked: a
     ``ValueError`` naming the option for a ``cdf_gradient`` not in
     :data:`shared_math.sampled.CDF_GRADIENT_CHOICES` or a ``cdf_gradient_samples`` that is not a
