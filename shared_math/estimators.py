@@ -113,7 +113,29 @@ def _estimator_function(function: Callable[..., Any]) -> Callable[..., Any]:
         with subnormals_flushed(xp):
             return function(*arrays, **options)
 
+    wrapper.__signature__ = _public_signature(function, takes_tangents)  # type: ignore[attr-defined]
     return wrapper
+
+
+def _public_signature(function: Callable[..., Any], takes_tangents: bool) -> inspect.Signature:
+    """The signature callers see (``inspect``, the API docs): the array arguments of
+    ``function`` and the keywords of :func:`_estimator_function`'s front, not the internal
+    ``family``/``cdf`` it passes on."""
+    internal = inspect.signature(function)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    arrays = [p for p in internal.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    options = [
+        inspect.Parameter("family", keyword, default="normal", annotation="str | LocationScaleFamily"),
+        inspect.Parameter("shape_params", keyword, default=(), annotation="Sequence[Array]"),
+        inspect.Parameter("cdf_gradient", keyword, default=None, annotation="str | None"),
+        inspect.Parameter("cdf_noise", keyword, default=None, annotation="Array | None"),
+    ]
+    if takes_tangents:
+        options.append(
+            inspect.Parameter("shape_dots", keyword, default=None, annotation="Sequence[Array | None] | None")
+        )
+    options.append(inspect.Parameter("xp", keyword, default=None, annotation="Namespace | None"))
+    return internal.replace(parameters=arrays + options)
 
 
 def _velocity_terms(z, layout, scales, family, shape_params, cdf, xp):
