@@ -243,3 +243,19 @@ def test_autoguide_initialization():
     offsets = shared_math.component_offsets(3, 3, 0)
     np.testing.assert_allclose(posterior.locs - posterior.locs.mean(0), 0.4 * offsets, rtol=1e-6, atol=1e-7)
     assert set(guide.median(initial)) == {"z"}
+
+
+@pytest.mark.parametrize("estimator", ("implicit", "hybrid"))
+def test_autoguide_draws_with_its_estimator(estimator):
+    """The estimator given to the guide is that of the latent draw the ELBO differentiates (the
+    guide's auxiliary sample site) and of ``get_posterior(params)``, not the default."""
+
+    def model():
+        numpyro.sample("z", dist.Normal(jnp.zeros(2), 1.0).to_event(1))
+
+    guide = AutoMultivariateNormalMixture(model, num_components=2, estimator=estimator)
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(guide, 0)).get_trace()
+    latent = [site["fn"] for site in trace.values() if isinstance(site.get("fn"), MultivariateNormalMixture)]
+    assert len(latent) == 1 and latent[0].resolved_estimator == estimator
+    params = {name: site["value"] for name, site in trace.items() if site["type"] == "param"}
+    assert guide.get_posterior(params).resolved_estimator == estimator

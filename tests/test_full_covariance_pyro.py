@@ -257,3 +257,19 @@ def test_autoguide_initialization_and_step():
     for name, value in guide.named_parameters():
         assert not torch.equal(before[name], value.detach()), name
     assert set(guide.median()) == {"z"}
+
+
+@pytest.mark.parametrize("estimator", ("implicit", "hybrid"))
+def test_autoguide_draws_with_its_estimator(estimator):
+    """The estimator given to the guide is that of the latent draw the ELBO differentiates (the
+    guide's auxiliary sample site) and of ``get_posterior()``, not the default."""
+    pyro.clear_param_store()
+
+    def model():
+        pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
+
+    guide = AutoMultivariateNormalMixture(model, num_components=2, estimator=estimator)
+    trace = pyro.poutine.trace(guide).get_trace()
+    latent = [site["fn"] for site in trace.nodes.values() if isinstance(site.get("fn"), MultivariateNormalMixture)]
+    assert len(latent) == 1 and latent[0].estimator == estimator
+    assert guide.get_posterior().estimator == estimator
