@@ -3,22 +3,22 @@ r"""``AutoDiagonalNormalMixture``: a K-component diagonal Gaussian mixture over 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpyro
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
-from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.initialization import init_to_median
 
 import shared_math
 
+from ._guides import _MixtureAutoContinuous
 from .distributions import DiagNormalMixture
 
 
-class AutoDiagonalNormalMixture(AutoContinuous):
+class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
     r"""Like :class:`numpyro.infer.autoguide.AutoDiagonalNormal`, with a mixture of
     ``num_components`` diagonal Normals over the unconstrained latent vector :math:`z`:
 
@@ -109,12 +109,6 @@ class AutoDiagonalNormalMixture(AutoContinuous):
             params[f"{self.prefix}_logits"],
             estimator=self.estimator,
         )
-
-    def get_base_dist(self) -> NoReturn:
-        raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
-
-    def get_transform(self, params: dict[str, jax.Array]) -> NoReturn:
-        raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
     def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Per-coordinate marginal medians of the mixture, constrained to each site's support:

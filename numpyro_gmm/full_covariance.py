@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,12 +31,12 @@ from numpyro.distributions import constraints
 from numpyro.distributions.continuous import MultivariateNormal
 from numpyro.distributions.distribution import Distribution, ExpandedDistribution
 from numpyro.distributions.util import validate_sample
-from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.initialization import init_to_median
 from numpyro.util import not_jax_tracer
 
 import shared_math
 
+from ._guides import _MixtureAutoContinuous
 from ._sampling import (
     FULL_COVARIANCE,
     _full_covariance_tangent,
@@ -263,7 +263,7 @@ def swap_in_sample(key, parameters, logits, sample_shape, estimator, with_compon
     return (x, component) if with_component else x
 
 
-class AutoMultivariateNormalMixture(AutoContinuous):
+class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
     r"""Like :class:`numpyro.infer.autoguide.AutoMultivariateNormal`, with a mixture of
     ``num_components`` full-covariance Normals over the unconstrained latent vector :math:`z`:
 
@@ -339,12 +339,6 @@ class AutoMultivariateNormalMixture(AutoContinuous):
             params[f"{self.prefix}_logits"],
             estimator=self.estimator,
         )
-
-    def get_base_dist(self) -> NoReturn:
-        raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
-
-    def get_transform(self, params: dict[str, jax.Array]) -> NoReturn:
-        raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
 
     def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """The location of the heaviest component, constrained to each site's support."""

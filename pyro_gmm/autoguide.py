@@ -39,7 +39,31 @@ def _read_tensor(module: nn.Module, name: str) -> torch.Tensor:
     return value
 
 
-class AutoDiagonalNormalMixture(AutoContinuous):
+class _MixtureAutoContinuous(AutoContinuous):
+    """What the mixture autoguides share: a mixture posterior over the packed unconstrained
+    latent has no fixed base distribution or invertible transform (the component choice is
+    discrete), and a latent vector unpacks to constrained site values."""
+
+    def get_base_dist(self) -> NoReturn:
+        raise NotImplementedError(
+            f"{type(self).__name__} is not an invertible transform of a fixed base distribution "
+            "(the component choice is discrete); use get_posterior() instead"
+        )
+
+    def get_transform(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise NotImplementedError(
+            f"{type(self).__name__} is not an invertible transform of a fixed base distribution "
+            "(the component choice is discrete); use get_posterior() instead"
+        )
+
+    def _unpack_to_sites(self, latent):
+        return {
+            site["name"]: biject_to(site["fn"].support)(unconstrained_value)
+            for site, unconstrained_value in self._unpack_latent(latent)
+        }
+
+
+class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
     r"""Automatic guide: a mixture of ``num_components`` diagonal Normals over all latents.
 
     Usage::
@@ -122,24 +146,6 @@ class AutoDiagonalNormalMixture(AutoContinuous):
         """The guide over the packed unconstrained latent: a :class:`~pyro_gmm.DiagNormalMixture`."""
         # PyroModule reads the PyroParam assigned to self.scales as its constrained tensor; mypy sees the PyroParam.
         return DiagNormalMixture(self.locs, self.scales, self.logits, estimator=self.estimator)  # type: ignore[arg-type]
-
-    def get_base_dist(self) -> NoReturn:
-        raise NotImplementedError(
-            "AutoDiagonalNormalMixture is not an invertible transform of a fixed base distribution "
-            "(the component choice is discrete); use get_posterior() instead"
-        )
-
-    def get_transform(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise NotImplementedError(
-            "AutoDiagonalNormalMixture is not an invertible transform of a fixed base distribution "
-            "(the component choice is discrete); use get_posterior() instead"
-        )
-
-    def _unpack_to_sites(self, latent):
-        return {
-            site["name"]: biject_to(site["fn"].support)(unconstrained_value)
-            for site, unconstrained_value in self._unpack_latent(latent)
-        }
 
     @torch.no_grad()
     def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:

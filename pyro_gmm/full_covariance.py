@@ -22,21 +22,19 @@ arXiv:1607.05690 (2016).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
-from pyro.infer.autoguide import AutoContinuous
 from pyro.infer.autoguide.initialization import init_to_median
 from pyro.nn import PyroParam
 from torch import nn
-from torch.distributions import biject_to
 
 import shared_math
 
 from ._typing import SizeLike, TensorLike
-from .autoguide import _read_tensor
+from .autoguide import _MixtureAutoContinuous, _read_tensor
 from .distribution import FULL_COVARIANCE, DiagNormalMixture, _as_parameter_tensors, _is_tracing, _sample_function
 
 
@@ -197,7 +195,7 @@ def mixture_from_components(mixture_distribution, component_distribution, estima
     )
 
 
-class AutoMultivariateNormalMixture(AutoContinuous):
+class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
     r"""Automatic guide: a mixture of ``num_components`` full-covariance Normals over all latents.
 
     Like :class:`pyro.infer.autoguide.AutoMultivariateNormal` (each component's factor is a
@@ -273,24 +271,6 @@ class AutoMultivariateNormalMixture(AutoContinuous):
         """The guide over the packed unconstrained latent: a :class:`MultivariateNormalMixture`."""
         scale_tril = _read_tensor(self, "scales")[..., None] * _read_tensor(self, "scale_tril")
         return MultivariateNormalMixture(self.locs, scale_tril, self.logits, estimator=self.estimator)
-
-    def get_base_dist(self) -> NoReturn:
-        raise NotImplementedError(
-            "AutoMultivariateNormalMixture is not an invertible transform of a fixed base distribution "
-            "(the component choice is discrete); use get_posterior() instead"
-        )
-
-    def get_transform(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise NotImplementedError(
-            "AutoMultivariateNormalMixture is not an invertible transform of a fixed base distribution "
-            "(the component choice is discrete); use get_posterior() instead"
-        )
-
-    def _unpack_to_sites(self, latent):
-        return {
-            site["name"]: biject_to(site["fn"].support)(unconstrained_value)
-            for site, unconstrained_value in self._unpack_latent(latent)
-        }
 
     @torch.no_grad()
     def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
