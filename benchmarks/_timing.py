@@ -154,3 +154,16 @@ def format_bytes(count):
         if count >= scale:
             return f"{count / scale:.3g} {unit}"
     return f"{count} B"
+
+
+def cpu_name():
+    """The CPU model from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
+    import platform
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return cpu

@@ -346,13 +346,9 @@ def _environment_lines(args, load_before, load_after, elapsed):
     import numpyro
     import pyro
     import torch
+    from _timing import cpu_name
 
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores; no GPU. Threads: {', '.join(map(str, args.threads))} "
         "(one subprocess per setting: torch.set_num_threads, XLA's intra-op flags).",

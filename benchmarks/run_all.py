@@ -291,13 +291,9 @@ def environment_lines(args, load_before, load_after):
     import numpy
     import pyro
     import torch
+    from _timing import cpu_name
 
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     try:
         import tensorflow_probability as tfp_module
 
