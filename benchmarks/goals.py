@@ -387,7 +387,7 @@ own floor). Other component families: [benchmarks-families.md](benchmarks-famili
 figures in [design.md](design.md) (§8, Cost).
 
 """
-    return intro + report_text
+    return intro + "## Results\n\n" + report_text
 
 
 if __name__ == "__main__":
