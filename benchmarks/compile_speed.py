@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _timing import time_interleaved  # noqa: E402
+from _timing import time_interleaved
 
 SHAPES = [(4096, 8, 16), (4096, 64, 16), (4096, 8, 128)]
 QUICK_SHAPES = [(1024, 8, 16)]

@@ -41,8 +41,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO_ROOT)]
 
-import numpy as np  # noqa: E402
-from _timing import compile_jax, format_seconds, time_interleaved  # noqa: E402
+import numpy as np
+from _timing import compile_jax, format_seconds, time_interleaved
 
 SHAPES = ((4096, 8, 16), (1024, 8, 64))
 SWEEP_SIZES = (4, 8, 16, 32, 64, 128)

@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import shared_math  # noqa: E402
+import shared_math
 
 EVENT_SIZES = (2, 4, 8, 16, 32)
 COMPONENT_COUNTS = (2, 8)

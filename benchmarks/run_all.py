@@ -25,7 +25,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from cases import ESTIMATORS, JAX_CASES, TORCH_CASES  # noqa: E402
+from cases import ESTIMATORS, JAX_CASES, TORCH_CASES
 
 GOAL_SHAPES = [(4096, 8, 16), (4096, 64, 16), (4096, 8, 128)]
 TFP_SHAPE = (1024, 8, 128)  # TFP's O(N·D²) Jacobian does not fit at N = 4096, D = 128
@@ -298,7 +298,7 @@ def environment_lines(args, load_before, load_after):
         import tensorflow_probability as tfp_module
 
         tfp_version = tfp_module.__version__
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001  (any failure means "not installed" in the report)
         tfp_version = "not installed"
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores; {args.threads} intra-op thread(s) for torch and XLA.",

@@ -35,8 +35,8 @@ import scipy.stats
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from shared_math import sampled  # noqa: E402  (the repository root goes on sys.path first when run as a script)
-from shared_math._backend import get_namespace  # noqa: E402  (idem)
+from shared_math import sampled
+from shared_math._backend import get_namespace
 
 NUMPY = get_namespace(np.zeros(1))
 

@@ -137,7 +137,7 @@ def jax_steps(num_samples, num_components, event_size, cases=JAX_CASES, seed=0, 
 def tfp_available():
     """``None`` if TFP's JAX substrate imports, else the reason it does not."""
     try:
-        from tensorflow_probability.substrates import jax as tfp  # noqa: F401
+        from tensorflow_probability.substrates import jax as tfp  # noqa: F401  (only checks that it imports)
     except Exception as error:  # noqa: BLE001 - any import failure is reported as is
         return f"{type(error).__name__}: {error}"
     return None

@@ -35,8 +35,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT)]
 
-import _separated  # noqa: E402
-import numpy as np  # noqa: E402
+import _separated
+import numpy as np
 
 LEARNING_RATE = 0.05
 FINAL_LEARNING_RATE = 0.0025

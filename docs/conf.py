@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import shared_math  # noqa: E402
+import shared_math
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _intersphinx  # noqa: E402
+import _intersphinx
 
 project = "gmm-reparam"
 author = "the gmm-reparam developers"

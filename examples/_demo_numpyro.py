@@ -52,7 +52,10 @@ def mixture_guide(y):
 def _fit(guide, key, *, steps, num_particles, learning_rate, progress_bar):
     """Adam on ``Trace_ELBO``, the learning rate decaying exponentially to a tenth of
     ``learning_rate`` over the run; returns ``(params, seconds)`` (the time includes compilation)."""
-    schedule = lambda step: learning_rate * 0.1 ** (step / steps)  # noqa: E731
+
+    def schedule(step):
+        return learning_rate * 0.1 ** (step / steps)
+
     svi = SVI(model, guide, numpyro.optim.Adam(schedule), Trace_ELBO(num_particles=num_particles))
     start = time.perf_counter()
     result = svi.run(key, steps, jnp.asarray(OBSERVED), progress_bar=progress_bar)

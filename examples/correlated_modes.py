@@ -46,13 +46,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
-from scipy.stats import norm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import norm
 
 PRIOR_LOC = 0.25
 NOISE_SCALE = 0.5
@@ -206,7 +206,10 @@ def fit_numpyro(*, steps, num_particles, learning_rate, num_eval_draws, seed):
     results = []
     for name in GUIDES:
         guide = builders[name]()
-        schedule = lambda step: learning_rate * 0.1 ** (step / steps)  # noqa: E731
+
+        def schedule(step):
+            return learning_rate * 0.1 ** (step / steps)
+
         svi = SVI(model, guide, numpyro.optim.Adam(schedule), Trace_ELBO(num_particles=num_particles))
         start = time.perf_counter()
         params = svi.run(jax.random.PRNGKey(seed), steps, progress_bar=False).params

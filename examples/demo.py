@@ -38,12 +38,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import _bimodal  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import _bimodal
+import matplotlib.pyplot as plt
+import numpy as np
 
 GUIDE_STYLES = {
     "AutoDiagonalNormal": dict(color="tab:blue", linestyle="-", marker="s"),

@@ -57,9 +57,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
-import numpy as np  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
-from scipy.stats import norm  # noqa: E402
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import norm
 
 TARGET_WEIGHTS = np.array([0.7, 0.3])
 TARGET_LOCS = np.array([-1.0, 1.0])

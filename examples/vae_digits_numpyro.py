@@ -23,17 +23,17 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
-import _digits  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import numpyro  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
-from jax.example_libraries import stax  # noqa: E402
-from numpyro.infer import SVI, Trace_ELBO  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import _digits
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax.example_libraries import stax
+from numpyro.infer import SVI, Trace_ELBO
+from tqdm.auto import tqdm
 
-import numpyro_gmm  # noqa: E402
+import numpyro_gmm
 
 
 class VAE:

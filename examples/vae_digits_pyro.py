@@ -20,16 +20,16 @@ from pathlib import Path
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
-import _digits  # noqa: E402
-import numpy as np  # noqa: E402
-import pyro  # noqa: E402
-import pyro.distributions as dist  # noqa: E402
-import torch  # noqa: E402
-from pyro.infer import SVI, Trace_ELBO  # noqa: E402
-from torch import nn  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import _digits
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import SVI, Trace_ELBO
+from torch import nn
+from tqdm.auto import tqdm
 
-import pyro_gmm  # noqa: E402
+import pyro_gmm
 
 
 class Decoder(nn.Module):

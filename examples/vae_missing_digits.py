@@ -44,9 +44,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 EXAMPLES_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
 
-import _digits  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import _digits
+import numpy as np
+from tqdm.auto import tqdm
 
 CONFIGURATIONS = ("gaussian", "mixture_trace", "mixture_stratified")
 LABELS = {
@@ -267,7 +267,10 @@ def summary(framework, history, args):
         elbo = np.array([run["elbo"][-1] for run in runs])
         top = np.array([run["top_weight"][-1] for run in runs])
         seconds = np.mean([run["seconds"] for run in runs])
-        spread = lambda a: f"{a.mean():8.3f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:5.3f}"  # noqa: E731
+
+        def spread(a):
+            return f"{a.mean():8.3f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:5.3f}"
+
         top_text = "–" if np.all(np.isnan(top)) else f"{np.mean(top):.3f}"
         per_seed = ", ".join(f"{v:.3f}" for v in iwae)
         lines.append(

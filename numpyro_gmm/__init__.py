@@ -10,8 +10,8 @@ when the modes are far apart; Morningstar et al. 2021).  The maths is in :mod:`s
 """
 
 try:
-    import jax  # noqa: F401
-    import numpyro  # noqa: F401
+    import jax  # noqa: F401  (imported to fail early with the install hint below)
+    import numpyro  # noqa: F401  (idem)
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "numpyro_gmm needs JAX and NumPyro; install them with: pip install gmm-reparam[numpyro]"

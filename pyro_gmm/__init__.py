@@ -18,8 +18,8 @@ Mixture Density Distributions", arXiv:1607.05690):
 """
 
 try:
-    import pyro  # noqa: F401
-    import torch  # noqa: F401
+    import pyro  # noqa: F401  (imported to fail early with the install hint below)
+    import torch  # noqa: F401  (idem)
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("pyro_gmm needs PyTorch and Pyro; install them with `pip install gmm-reparam[pyro]`") from error
 

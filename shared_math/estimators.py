@@ -113,6 +113,7 @@ def _estimator_function(function: Callable[..., Any]) -> Callable[..., Any]:
         with subnormals_flushed(xp):
             return function(*arrays, **options)
 
+    # functions have no declared __signature__ attribute; inspect reads it when set
     wrapper.__signature__ = _public_signature(function, takes_tangents)  # type: ignore[attr-defined]
     return wrapper
 

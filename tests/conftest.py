@@ -19,13 +19,13 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import array_api_compat  # noqa: E402
-import array_api_strict  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import array_api_compat
+import array_api_strict
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
 
 jax.config.update("jax_enable_x64", True)
 # One torch intra-op thread: `make test` runs one pytest worker per core, and tiny ops

@@ -26,23 +26,23 @@ import warnings
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import numpyro  # noqa: E402
-import numpyro.distributions as ndist  # noqa: E402
-import pyro  # noqa: E402
-import pyro.distributions as pdist  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as ndist
+import pyro
+import pyro.distributions as pdist
+import pytest
+import torch
 
-import numpyro_gmm  # noqa: E402
-import pyro_gmm  # noqa: E402
-import shared_math  # noqa: E402
-from pyro_gmm.distribution import _MixtureSample  # noqa: E402
+import numpyro_gmm
+import pyro_gmm
+import shared_math
+from pyro_gmm.distribution import _MixtureSample
 
 ESTIMATORS = ("implicit", "hybrid", "rao_blackwell")
 

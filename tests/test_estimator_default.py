@@ -27,8 +27,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import benchmarks.variance as study  # noqa: E402
-import shared_math  # noqa: E402
+import benchmarks.variance as study
+import shared_math
 
 #: Per-configuration sample sizes (draws seeded by the configuration, as in the study).
 #: Measured with 8 other draw seeds (1000..1007) at these sizes, the largest

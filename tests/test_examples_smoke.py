@@ -43,7 +43,10 @@ def test_bimodal_log_evidence_matches_adaptive_quadrature():
     import _bimodal
 
     for coordinate, y_d in enumerate(_bimodal.OBSERVED):
-        integrand = lambda z: norm.pdf(z, _bimodal.PRIOR_LOC, 1.0) * norm.pdf(y_d, z**2, _bimodal.NOISE_SCALE)  # noqa: E731
+
+        def integrand(z, y_d=y_d):
+            return norm.pdf(z, _bimodal.PRIOR_LOC, 1.0) * norm.pdf(y_d, z**2, _bimodal.NOISE_SCALE)
+
         value, error = integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-13)
         assert _bimodal.log_evidence_per_coordinate()[coordinate] == pytest.approx(math.log(value), abs=1e-9)
 

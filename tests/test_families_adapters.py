@@ -191,7 +191,10 @@ def _z_scores(per_sample, exact):
 def pyro_per_sample_gradients(family, estimator, num_samples, seed):
     """Per-sample gradients of cos(omega . x) from a batch of ``num_samples`` parameter copies."""
     locs, scales, logits, df = _mc_case(family)
-    batch = lambda a: None if a is None else np.broadcast_to(a, (num_samples,) + a.shape).copy()  # noqa: E731
+
+    def batch(a):
+        return None if a is None else np.broadcast_to(a, (num_samples,) + a.shape).copy()
+
     mixture, tensors = pyro_mixture(family, batch(locs), batch(scales), batch(logits), batch(df), True, estimator)
     torch.manual_seed(seed)
     x = mixture.rsample()

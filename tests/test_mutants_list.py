@@ -15,8 +15,8 @@ import pytest
 MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
 sys.path.insert(0, str(MUTANTS_DIR))
 
-from mutants import MUTANTS  # noqa: E402
-from run import ROOT, apply  # noqa: E402
+from mutants import MUTANTS
+from run import ROOT, apply
 
 
 def test_mutant_ids_are_unique():
@@ -40,7 +40,10 @@ def test_apply_reports_stale_and_ambiguous(tmp_path):
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "code.py").write_text("a = 1\nb = 2\nb = 2\n", encoding="utf-8")
-    make = lambda original: Mutant("m", "pkg/code.py", original, "a = 3\n", "test")  # noqa: E731
+
+    def make(original):
+        return Mutant("m", "pkg/code.py", original, "a = 3\n", "test")
+
     assert apply(make("c = 1\n"), tmp_path) == "stale"
     assert apply(Mutant("m", "pkg/missing.py", "a", "b", "test"), tmp_path) == "stale"
     assert apply(make("b = 2\n"), tmp_path) == "ambiguous"

@@ -13,21 +13,21 @@ import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
-import pytest  # noqa: E402
-import scipy.optimize  # noqa: E402
-import scipy.special  # noqa: E402
-import scipy.stats  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+import scipy.optimize
+import scipy.special
+import scipy.stats
 
-import shared_math  # noqa: E402
-from numpyro_gmm import DiagNormalMixture, ReparamMixtureSameFamily  # noqa: E402
-from shared_math.marginal_quantiles import marginal_quantile  # noqa: E402
+import shared_math
+from numpyro_gmm import DiagNormalMixture, ReparamMixtureSameFamily
+from shared_math.marginal_quantiles import marginal_quantile
 
 
 def random_parameters(rng, batch_shape, num_components, event_size, dtype=np.float64):

@@ -11,19 +11,19 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
-import pytest  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
 
-import shared_math  # noqa: E402
-from numpyro_gmm import DiagNormalMixture, ReparamMixtureSameFamily  # noqa: E402
-from numpyro_gmm._sampling import draw_component_and_noise  # noqa: E402
-from shared_math.marginal_quantiles import marginal_quantile  # noqa: E402
+import shared_math
+from numpyro_gmm import DiagNormalMixture, ReparamMixtureSameFamily
+from numpyro_gmm._sampling import draw_component_and_noise
+from shared_math.marginal_quantiles import marginal_quantile
 
 
 def random_parameters(rng, locs_shape, scales_shape, logits_shape):

@@ -21,16 +21,16 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
-import pytest  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
 
-from numpyro_gmm import DiagNormalMixture  # noqa: E402
+from numpyro_gmm import DiagNormalMixture
 
 Z_THRESHOLD = 5.0
 

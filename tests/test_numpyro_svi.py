@@ -16,26 +16,26 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import numpyro  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
-import pytest  # noqa: E402
-import scipy.optimize  # noqa: E402
-import scipy.special  # noqa: E402
-import scipy.stats  # noqa: E402
-from numpyro import handlers  # noqa: E402
-from numpyro.infer import SVI, Predictive, Trace_ELBO  # noqa: E402
-from numpyro.infer.autoguide import AutoDiagonalNormal  # noqa: E402
-from numpyro.optim import Adam  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+import scipy.optimize
+import scipy.special
+import scipy.stats
+from numpyro import handlers
+from numpyro.infer import SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoDiagonalNormal
+from numpyro.optim import Adam
 
-import shared_math  # noqa: E402
-from numpyro_gmm import AutoDiagonalNormalMixture, DiagNormalMixture  # noqa: E402
-from shared_math import component_offsets  # noqa: E402
+import shared_math
+from numpyro_gmm import AutoDiagonalNormalMixture, DiagNormalMixture
+from shared_math import component_offsets
 
 OBSERVED, NOISE_SCALE, PRIOR_MEAN = 1.0, 0.5, 0.25
 GRID = np.linspace(-8.0, 8.0, 40001)

@@ -29,7 +29,7 @@ from numpyro_gmm import AutoDiagonalNormalMixture, DiagNormalMixture, ReparamMix
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
-import _separated  # noqa: E402
+import _separated
 
 Z_THRESHOLD = 4.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.variance.report import update_generated_blocks  # noqa: E402
+from benchmarks.variance.report import update_generated_blocks
 
 
 def test_generated_blocks_are_replaced_in_place(tmp_path):

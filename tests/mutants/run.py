@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from mutants import MUTANTS  # noqa: E402
+from mutants import MUTANTS
 
 IGNORED = (".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "out", "*.egg-info", ".mypy_cache")
 PACKAGES = ("shared_math", "pyro_gmm", "numpyro_gmm")
