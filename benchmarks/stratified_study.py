@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -264,21 +263,6 @@ def plot(records, path):
     plt.close(figure)
 
 
-def update_generated_blocks(path, blocks):
-    """Replace ``<!-- generated:NAME -->…<!-- /generated:NAME -->`` blocks of ``path`` (appending missing ones)."""
-    text = path.read_text() if path.exists() else "# Stratified_ELBO\n"
-    for name, content in blocks.items():
-        begin, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
-        block = f"{begin}\n{content.strip()}\n{end}"
-        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-        text = (
-            pattern.sub(lambda _, block=block: block, text)
-            if pattern.search(text)
-            else text.rstrip("\n") + "\n\n" + block + "\n"
-        )
-    path.write_text(text)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small grid, printed only")
@@ -324,7 +308,9 @@ def write_docs(records, header, docs):
     """The generated blocks of ``docs/stratified.md`` and ``docs/stratified.png``."""
     docs.mkdir(parents=True, exist_ok=True)
     blocks = {"study": header + "\n\n" + results_table(records), "timing": timing_table(records)}
-    update_generated_blocks(docs / "stratified.md", blocks)
+    from benchmarks.variance.report import update_generated_blocks
+
+    update_generated_blocks(docs / "stratified.md", blocks, title="# Stratified_ELBO")
     plot(records, docs / "stratified.png")
     print(f"wrote {docs / 'stratified.md'} and {docs / 'stratified.png'}")
 

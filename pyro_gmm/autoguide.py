@@ -144,8 +144,8 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
 
     def get_posterior(self, *args: Any, **kwargs: Any) -> DiagNormalMixture:
         """The guide over the packed unconstrained latent: a :class:`~pyro_gmm.DiagNormalMixture`."""
-        # PyroModule reads the PyroParam assigned to self.scales as its constrained tensor; mypy sees the PyroParam.
-        return DiagNormalMixture(self.locs, self.scales, self.logits, estimator=self.estimator)  # type: ignore[arg-type]
+        scales = _read_tensor(self, "scales")
+        return DiagNormalMixture(self.locs, scales, self.logits, estimator=self.estimator)
 
     @torch.no_grad()
     def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:

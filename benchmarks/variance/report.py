@@ -489,9 +489,10 @@ def plot_variance(rows, path, num_components=8):
     plt.close(figure)
 
 
-def update_generated_blocks(path: Path, blocks: dict) -> None:
-    """Replace ``<!-- generated:NAME -->…<!-- /generated:NAME -->`` blocks of ``path`` (appending missing ones)."""
-    text = path.read_text() if path.exists() else "# Sample-gradient estimators\n"
+def update_generated_blocks(path: Path, blocks: dict, title: str = "# Sample-gradient estimators") -> None:
+    """Replace ``<!-- generated:NAME -->…<!-- /generated:NAME -->`` blocks of ``path`` (appending
+    missing ones; a missing file starts with ``title``)."""
+    text = path.read_text() if path.exists() else title + "\n"
     for name, content in blocks.items():
         begin, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
         block = f"{begin}\n{content.strip()}\n{end}"

@@ -423,8 +423,8 @@ MUTANTS = [
     Mutant(
         "pyro-guide-posterior-drops-estimator",
         "pyro_gmm/autoguide.py",
-        "return DiagNormalMixture(self.locs, self.scales, self.logits, estimator=self.estimator)",
-        "return DiagNormalMixture(self.locs, self.scales, self.logits)",
+        "return DiagNormalMixture(self.locs, scales, self.logits, estimator=self.estimator)",
+        "return DiagNormalMixture(self.locs, scales, self.logits)",
         "Pyro AutoDiagonalNormalMixture.get_posterior drops estimator (issue 18 #4)",
         ("tests/conformance",),
     ),
