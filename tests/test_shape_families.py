@@ -612,3 +612,11 @@ def test_float32_shape_gradients_are_finite_and_close_to_float64(xp, family):
             got, want = xp.to_numpy(got).astype(np.float64), xp.to_numpy(want)
             assert np.all(np.isfinite(got)), (family, estimator, name)
             ref.assert_close(got, want, 1e-3, floor=1e-3, what=f"{family} {estimator} {name} float32")
+
+
+@pytest.mark.parametrize("estimator", [sampled.tail_velocities, sampled.rejection_velocities])
+def test_sampled_velocities_need_at_least_one_inner_draw(estimator):
+    """An empty sequence of inner draws is a ``ValueError`` naming the argument, not a crash."""
+    z = np.array([0.5, 2.0])
+    with pytest.raises(ValueError, match="at least one inner draw"):
+        estimator("gamma", z, (np.full_like(z, 2.0),), [], xp=NUMPY)

@@ -158,3 +158,17 @@ def test_the_checker_finds_what_it_should():
     assert missing_annotations(full, False) == []
     assert missing_annotations(Holder.method, True) == []
     assert missing_annotations(Holder.unannotated_method, True) == ["x", "return"]
+
+
+def test_estimator_functions_show_their_public_signature():
+    """The vjp/jvp functions sit behind a common front (``shared_math.estimators``): ``inspect``
+    (and so the API docs) must show the keywords callers pass, not the internal ``cdf``."""
+    import shared_math
+
+    for name in ("implicit_vjp", "hybrid_jvp", "rao_blackwell_vjp", "rao_blackwell_jvp"):
+        parameters = inspect.signature(getattr(shared_math, name)).parameters
+        assert "cdf" not in parameters, name
+        assert parameters["family"].default == "normal", name
+        assert parameters["family"].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert {"shape_params", "cdf_gradient", "cdf_noise", "xp"} <= set(parameters), name
+        assert ("shape_dots" in parameters) == name.endswith("_jvp"), name
