@@ -128,6 +128,8 @@ class MultivariateNormalMixture(Distribution):
     pytree_data_fields = ("locs", "scale_tril", "logits")
     pytree_aux_fields = ("estimator", "resolved_estimator")
 
+    _validate_args: bool  # set per instance in __init__ (a pytree field, kept through jit/vmap)
+
     def __init__(
         self,
         locs: ArrayLike,
@@ -151,6 +153,7 @@ class MultivariateNormalMixture(Distribution):
             dtype=shared_math.parameter_dtype((locs, scale_tril, logits), jnp),
         )
         super().__init__(batch_shape=batch_shape, event_shape=(event_size,), validate_args=validate_args)
+        self._validate_args = bool(self._validate_args)  # an instance field: kept through jit/vmap (pytree)
 
     @property
     def num_components(self) -> int:
@@ -205,7 +208,8 @@ class MultivariateNormalMixture(Distribution):
         return _variance(self.locs, self.scale_tril, self.logits)
 
     def expand(self, batch_shape: Sequence[int]) -> MultivariateNormalMixture:
-        """The same mixture with parameters broadcast to ``batch_shape`` (still a ``MultivariateNormalMixture``)."""
+        """The same mixture with parameters broadcast to ``batch_shape`` (still a
+        ``MultivariateNormalMixture``, with the same ``estimator`` and ``validate_args``)."""
         batch_shape = tuple(batch_shape)
         if batch_shape == self.batch_shape:
             return self
@@ -215,13 +219,15 @@ class MultivariateNormalMixture(Distribution):
             broadcast = None
         if broadcast != batch_shape:
             raise ValueError(f"Cannot expand a distribution of batch shape {self.batch_shape} to {batch_shape}")
-        return MultivariateNormalMixture(
+        expanded = MultivariateNormalMixture(
             jnp.broadcast_to(self.locs, batch_shape + self.locs.shape[-2:]),
             jnp.broadcast_to(self.scale_tril, batch_shape + self.scale_tril.shape[-3:]),
             jnp.broadcast_to(self.logits, batch_shape + self.logits.shape[-1:]),
             estimator=self.estimator,
-            validate_args=False,
+            validate_args=False,  # the values were checked when self was built
         )
+        expanded._validate_args = self._validate_args  # log_prob keeps validating if self did
+        return expanded
 
     def __repr__(self) -> str:
         return (
