@@ -106,6 +106,53 @@ OTHER_FAMILIES = {
 }
 
 
+def full_covariance_family(*, event_size=2):
+    r"""A mixture of full-covariance Gaussians :math:`N(\mu_k, L_kL_k^\top)`: ``locs`` ~
+    1.5 N(0, 1), ``scale_tril`` lower triangular with diagonal ~ U(0.5, 1.5) and strict lower
+    triangle ~ 0.5 N(0, 1) (correlated components), ``logits`` ~ N(0, 1); K = 3.  The
+    reference ``log_prob`` is SciPy's ``multivariate_normal`` per component; the variance is
+    the diagonal of the mixture covariance, with :math:`\mathrm{diag}(L L^\top)_d = \sum_j L_{dj}^2`."""
+
+    def parameters(batch_shape, seed):
+        rng = np.random.default_rng(seed)
+        shape = tuple(batch_shape) + (NUM_COMPONENTS, event_size)
+        strict = np.tril(0.5 * rng.standard_normal(shape + (event_size,)), -1)
+        diagonal = rng.uniform(0.5, 1.5, shape)
+        return {
+            "locs": 1.5 * rng.standard_normal(shape),
+            "scale_tril": strict + diagonal[..., None] * np.eye(event_size),
+            "logits": rng.standard_normal(tuple(batch_shape) + (NUM_COMPONENTS,)),
+        }
+
+    def log_prob(x, p):
+        x = np.asarray(x)
+        batch = np.broadcast_shapes(x.shape[:-1], p["logits"].shape[:-1])
+        x = np.broadcast_to(x, batch + (event_size,))
+        locs = np.broadcast_to(p["locs"], batch + p["locs"].shape[-2:])
+        tril = np.broadcast_to(p["scale_tril"], batch + p["scale_tril"].shape[-3:])
+        log_weights = np.broadcast_to(scipy.special.log_softmax(p["logits"], axis=-1), batch + (NUM_COMPONENTS,))
+        out = np.empty(batch)
+        for index in np.ndindex(*batch):
+            component = [
+                scipy.stats.multivariate_normal(locs[index][k], tril[index][k] @ tril[index][k].T).logpdf(x[index])
+                for k in range(NUM_COMPONENTS)
+            ]
+            out[index] = scipy.special.logsumexp(log_weights[index] + np.array(component))
+        return out
+
+    def moments(p, xp):
+        weights = _softmax(p["logits"], xp)[..., None]
+        mean = xp.sum(weights * p["locs"], axis=-2)
+        component_variance = xp.sum(p["scale_tril"] ** 2, axis=-1)
+        second = xp.sum(weights * (component_variance + p["locs"] ** 2), axis=-2)
+        return mean, second - mean**2
+
+    return Family("MultivariateNormal", parameters, log_prob, moments, event_size)
+
+
+FULL_COVARIANCE = full_covariance_family()
+
+
 # ------------------------------------------------------------------------------ entries
 
 
@@ -204,8 +251,52 @@ def _numpyro_family_swap_in(name, p, *, validate_args=None, **settings):
     return numpyro_gmm.ReparamMixtureSameFamily(mixing, components, validate_args=validate_args, **settings)
 
 
+def _pyro_full_covariance(p, **settings):
+    import pyro_gmm
+
+    return pyro_gmm.MultivariateNormalMixture(p["locs"], p["scale_tril"], p["logits"], **settings)
+
+
+def _numpyro_full_covariance(p, **settings):
+    import numpyro_gmm
+
+    return numpyro_gmm.MultivariateNormalMixture(p["locs"], p["scale_tril"], p["logits"], **settings)
+
+
+def _pyro_full_covariance_swap_in(p, *, validate_args=None, **settings):
+    import pyro.distributions as dist
+
+    import pyro_gmm
+
+    mixing = dist.Categorical(logits=p["logits"], validate_args=validate_args)
+    components = dist.MultivariateNormal(p["locs"], scale_tril=p["scale_tril"], validate_args=validate_args)
+    return pyro_gmm.ReparamMixtureSameFamily(mixing, components, validate_args=validate_args, **settings)
+
+
+def _numpyro_full_covariance_swap_in(p, *, validate_args=None, **settings):
+    import numpyro.distributions as dist
+
+    import numpyro_gmm
+
+    mixing = dist.CategoricalLogits(p["logits"], validate_args=validate_args)
+    components = dist.MultivariateNormal(p["locs"], scale_tril=p["scale_tril"], validate_args=validate_args)
+    return numpyro_gmm.ReparamMixtureSameFamily(mixing, components, validate_args=validate_args, **settings)
+
+
 ENTRIES = [
     Entry("DiagNormalMixture", NORMAL, pyro=_pyro_diag, numpyro=_numpyro_diag),
+    Entry(
+        "MultivariateNormalMixture",
+        FULL_COVARIANCE,
+        pyro=_pyro_full_covariance,
+        numpyro=_numpyro_full_covariance,
+    ),
+    Entry(
+        "ReparamMixtureSameFamily[MultivariateNormal]",
+        FULL_COVARIANCE,
+        pyro=_pyro_full_covariance_swap_in,
+        numpyro=_numpyro_full_covariance_swap_in,
+    ),
     Entry("ReparamMixtureSameFamily[Normal.to_event(1)]", NORMAL, pyro=_pyro_swap_in, numpyro=_numpyro_swap_in),
     Entry(
         "ReparamMixtureSameFamily[Normal]",
@@ -235,7 +326,7 @@ class GuideEntry:
     numpyro: Callable | None = None
 
 
-def _pyro_guide_posterior(estimator):
+def _pyro_guide_posterior(estimator, guide_name="AutoDiagonalNormalMixture"):
     import pyro
     import pyro.distributions as dist
 
@@ -246,12 +337,12 @@ def _pyro_guide_posterior(estimator):
         pyro.sample("s", dist.LogNormal(0.0, 1.0))
 
     pyro.clear_param_store()
-    guide = pyro_gmm.AutoDiagonalNormalMixture(model, num_components=2, estimator=estimator)
+    guide = getattr(pyro_gmm, guide_name)(model, num_components=2, estimator=estimator)
     guide()
     return guide.get_posterior()
 
 
-def _numpyro_guide_posterior(estimator):
+def _numpyro_guide_posterior(estimator, guide_name="AutoDiagonalNormalMixture"):
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
@@ -263,7 +354,7 @@ def _numpyro_guide_posterior(estimator):
         numpyro.sample("z", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
         numpyro.sample("s", dist.LogNormal(0.0, 1.0))
 
-    guide = numpyro_gmm.AutoDiagonalNormalMixture(model, num_components=2, estimator=estimator)
+    guide = getattr(numpyro_gmm, guide_name)(model, num_components=2, estimator=estimator)
 
     # Substitute the latent draw (zeros): the trace records the parameters without sampling.
     def zeros(site):
@@ -274,7 +365,14 @@ def _numpyro_guide_posterior(estimator):
     return guide.get_posterior(params)
 
 
-GUIDES = [GuideEntry("AutoDiagonalNormalMixture", pyro=_pyro_guide_posterior, numpyro=_numpyro_guide_posterior)]
+GUIDES = [
+    GuideEntry(
+        name,
+        pyro=functools.partial(_pyro_guide_posterior, guide_name=name),
+        numpyro=functools.partial(_numpyro_guide_posterior, guide_name=name),
+    )
+    for name in ("AutoDiagonalNormalMixture", "AutoMultivariateNormalMixture")
+]
 
 
 # ------------------------------------------------------------------------------ frameworks
