@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import array_api_compat
+
 from ._backend import fuses_elementwise, sequential_scan
 
 
@@ -50,28 +52,36 @@ def continued_fraction_depth(dtype, xp, largest_parameter=None):
     return int(min(15, max(6, math.ceil(5 + 0.35 * scale))))
 
 
-def continued_fraction_coefficients(a, b, depth):
-    r"""``[kappa_1, ..., kappa_{2 depth + 1}]`` with :math:`d_j = \kappa_j x` (module docstring).
+def continued_fraction_coefficients(a, b, depth, xp):
+    r"""``[kappa_1, ..., kappa_{2 depth + 1}]`` stacked along a new leading axis, with
+    :math:`d_j = \kappa_j x` (module docstring).
 
-    ``a`` and ``b`` are arrays (broadcast against each other); so are the results.
+    ``a`` and ``b`` are arrays (broadcast against each other); the result has shape
+    ``(2 depth + 1,) + broadcast shape``.  All :math:`m` are formed at once (a dozen
+    operations, not a dozen per term: on the small parameter arrays of a sweep block the
+    per-operation overhead of an eager backend is most of the cost).
     """
-    coefficients = [-(a + b) / (a + 1.0)]
-    for m in range(1, depth + 1):
-        coefficients.append((m * (b - m)) / ((a + (2 * m - 1)) * (a + 2 * m)))
-        coefficients.append(-((a + m) * (a + b + m)) / ((a + 2 * m) * (a + (2 * m + 1))))
-    return coefficients
+    a, b = xp.broadcast_arrays(a, b)
+    steps = xp.arange(1, depth + 1, dtype=a.dtype, device=array_api_compat.device(a))
+    m = xp.reshape(steps, (depth,) + (1,) * a.ndim)
+    even = (m * (b - m)) / ((a + (2.0 * m - 1.0)) * (a + 2.0 * m))  # d_{2m} / x
+    odd = -((a + m) * (a + b + m)) / ((a + 2.0 * m) * (a + (2.0 * m + 1.0)))  # d_{2m+1} / x
+    interleaved = xp.reshape(xp.stack([even, odd], axis=1), (2 * depth,) + tuple(a.shape))
+    first = xp.expand_dims(-(a + b) / (a + 1.0), axis=0)  # d_1 / x
+    return xp.concat([first, interleaved], axis=0)
 
 
 def evaluate_continued_fraction(coefficients, x, xp, *, alternative=None, select=None):
     r""":math:`1/(1 + \kappa_1 x/(1 + \kappa_2 x/(1+\cdots)))`, evaluated from the deepest term.
 
+    ``coefficients`` are stacked along axis 0 (:func:`continued_fraction_coefficients`).
     With ``alternative`` (coefficients of a second fraction) and ``select`` (an array of 0.0
     and 1.0 broadcasting against ``x``), each entry uses
     :math:`\kappa_j + \text{select}\,(\kappa'_j - \kappa_j)`: two fractions in one pass,
     their coefficients kept on the small parameter arrays.  Under JAX the terms run in a
     ``lax.scan`` (one traced step, not one per term: compile time); elsewhere in a loop.
     """
-    differences = None if alternative is None else [a - c for a, c in zip(alternative, coefficients)]
+    differences = None if alternative is None else alternative - coefficients
 
     def step(tail, slices):
         kappa = slices[0] if differences is None else slices[0] + select * slices[1]
@@ -79,13 +89,13 @@ def evaluate_continued_fraction(coefficients, x, xp, *, alternative=None, select
 
     tail = xp.ones_like(x) if select is None else xp.ones_like(x * select)
     if fuses_elementwise(xp):
-        sequences: tuple[Any, ...] = (xp.stack(xp.broadcast_arrays(*coefficients)),)
-        if differences is not None:
-            sequences += (xp.stack(xp.broadcast_arrays(*differences)),)
+        sequences: tuple[Any, ...] = (coefficients,) if differences is None else (coefficients, differences)
         tail, _ = sequential_scan(step, tail, sequences, xp, reverse=True)
         return 1.0 / tail
-    for index in range(len(coefficients) - 1, -1, -1):
-        slices = (coefficients[index],) if differences is None else (coefficients[index], differences[index])
+    for index in range(coefficients.shape[0] - 1, -1, -1):
+        slices = (
+            (coefficients[index, ...],) if differences is None else (coefficients[index, ...], differences[index, ...])
+        )
         tail, _ = step(tail, slices)
     return 1.0 / tail
 
@@ -117,7 +127,7 @@ def betainc(a, b, x, *, xp, lgamma, depth=None):
     log_front = (
         first * xp.log(argument) + second * xp.log1p(-argument) - log_beta(first, second, lgamma) - xp.log(first)
     )
-    fraction = evaluate_continued_fraction(continued_fraction_coefficients(first, second, depth), argument, xp)
+    fraction = evaluate_continued_fraction(continued_fraction_coefficients(first, second, depth, xp), argument, xp)
     lower = xp.exp(log_front) * fraction
     return xp.astype(xp.where(swapped, 1.0 - lower, lower), dtype)
 
@@ -135,7 +145,7 @@ def log_betainc_lower(a, b, x, *, xp, lgamma, depth=None):
     dtype = x.dtype
     depth = continued_fraction_depth(dtype, xp) if depth is None else depth
     argument = xp.minimum(x, (a + 1.0) / (a + b + 2.0))
-    fraction = evaluate_continued_fraction(continued_fraction_coefficients(a, b, depth), argument, xp)
+    fraction = evaluate_continued_fraction(continued_fraction_coefficients(a, b, depth, xp), argument, xp)
     return a * xp.log(argument) + b * xp.log1p(-argument) - log_beta(a, b, lgamma) - xp.log(a) + xp.log(fraction)
 
 

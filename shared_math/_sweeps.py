@@ -72,8 +72,8 @@ from ._backend import (
     sequential_scan,
     solve_unit_triangular,
 )
-from .families import NORMAL
-from .mixture import exp_of_log, log_softmax
+from .families import NORMAL, exp_of_log
+from .mixture import log_softmax
 
 
 class SweepTerms(NamedTuple):

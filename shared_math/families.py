@@ -14,7 +14,7 @@ estimators, moments) is written once against the functions of :math:`g` collecte
 * ``smaller_tail``: :math:`(s, t)` with :math:`t = \min(G(z), 1-G(z))` computed directly
   (never as :math:`1 - G`), :math:`s=-1` where :math:`t = G(z)` (below the median) and
   :math:`s=+1` where :math:`t = 1-G(z)`; :math:`t` is raised to :math:`e\cdot\text{tiny}`
-  where it would underflow (see :func:`shared_math.mixture.exp_of_log`);
+  where it would underflow (see :func:`exp_of_log`);
 * ``log_cdf``: :math:`\log G(z)`, accurate in both tails;
 * ``standard_mean``/``standard_variance``: of :math:`g` (NaN or infinity where undefined).
 
@@ -67,6 +67,23 @@ def student_t_fraction_depth(dtype, xp):
     return 24 if xp.finfo(dtype).eps < 1e-10 else 10
 
 
+def exp_of_log(values, xp):
+    r""":math:`e^{a}` of a log-space quantity, with results below :math:`e\cdot\text{tiny}` raised to it.
+
+    Subnormal and zero results fall off the CPU's fast path: torch's ``exp`` takes 6-20x as
+    long on an array whose results are subnormal or zero (arguments below about -87 in
+    float32; ``benchmarks/kernels.py``).  Every such quantity here is a weight,
+    responsibility or tail that enters sums with terms of order one, or is raised to
+    :func:`tail_floor` afterwards, so raising anything below :math:`e\cdot\text{tiny}`
+    (3e-38 in float32, 6e-308 in float64) to that bound changes no result beyond its
+    rounding, even after a factor :math:`z/\sigma` of 1e9.  (A floor of
+    :math:`\sqrt{\text{tiny}}` would also keep products normal, but 1e-19 times such a factor
+    is visible in float32.)
+    """
+    floor = math.log(float(xp.finfo(values.dtype).smallest_normal)) + 1.0
+    return xp.exp(xp.clip(values, min=floor))
+
+
 def tail_floor(dtype, xp):
     r""":math:`e\cdot\text{tiny}`, the smallest tail probability kept (3e-38 in float32, 6e-308 in float64)."""
     return math.e * float(xp.finfo(dtype).smallest_normal)
@@ -102,6 +119,40 @@ def exponential_step(rate, length, uniform, xp):
     return step, xp.log(rate) - rate * step - log_mass
 
 
+def inside_unit_disk(u, v, xp):
+    r"""Where :math:`0 < u^2 + v^2 < 1`: the points :func:`student_t_from_disk` accepts."""
+    w = u * u + v * v
+    return (w < 1.0) & (w > 0.0)
+
+
+def student_t_from_disk(u, v, df, xp):
+    r"""Bailey's polar method for Student-t draws (R. W. Bailey, "Polar generation of random
+    variates with the t-distribution", *Math. Comp.* 62 (1994) 779-781): for :math:`(u, v)`
+    uniform on the unit disk, :math:`w = u^2 + v^2`,
+
+    .. math::
+
+        t = u\,\sqrt{\nu\,(w^{-2/\nu} - 1)/w}
+
+    has the Student-t distribution with :math:`\nu` degrees of freedom.  The caller draws
+    :math:`u, v` uniform on :math:`[-1, 1)` and redraws the points outside the disk
+    (:func:`inside_unit_disk`; a point is kept with probability :math:`\pi/4`); points
+    outside give finite values, meant to be discarded.  Formed in logarithms,
+    :math:`\log(w^{-2/\nu}-1) = \log\operatorname{expm1}(a)` with
+    :math:`a = -\tfrac2\nu\log w` (:math:`a` itself beyond 20), and :math:`|t|` capped below the
+    largest float: finite for every :math:`\nu > 0`.  Unlike the Gamma-based
+    :math:`Z/\sqrt{V/\nu}`, it needs two uniforms per draw and no inner rejection loop.
+    """
+    w = u * u + v * v
+    w_inside = xp.where(inside_unit_disk(u, v, xp), w, xp.full_like(w, 0.5))
+    log_w = xp.log(w_inside)
+    exponent = (-2.0 / df) * log_w
+    log_excess = xp.where(exponent > 20.0, exponent, xp.log(xp.expm1(xp.clip(exponent, max=20.0))))
+    log_magnitude = 0.5 * (xp.log(df) + log_excess - log_w)
+    cap = math.log(float(xp.finfo(w.dtype).max)) - 1.0  # e^cap stays finite after rounding
+    return u * xp.exp(xp.clip(log_magnitude, max=cap))
+
+
 def lomax_tail(abs_z, df, uniform, xp):
     r"""Heavy-tail proposal (Student-t, Cauchy) beyond :math:`u = |z|`: a Lomax (Pareto II)
     step :math:`s = c\,(U^{-1/\nu} - 1)` with tail index :math:`\nu` (that of :math:`g`, so
@@ -127,12 +178,12 @@ def lomax_tail(abs_z, df, uniform, xp):
 
 def _softplus(values, xp):
     r""":math:`\log(1 + e^{v})` without overflow."""
-    return xp.clip(values, min=0.0) + xp.log1p(xp.exp(-xp.abs(values)))
+    return xp.clip(values, min=0.0) + xp.log1p(exp_of_log(-xp.abs(values), xp))
 
 
 def _sigmoid(values, xp):
     r""":math:`1/(1 + e^{-v})` without overflow."""
-    small = xp.exp(-xp.abs(values))
+    small = exp_of_log(-xp.abs(values), xp)
     return xp.where(values >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
 
 
@@ -368,19 +419,19 @@ class Logistic(LocationScaleFamily):
 
     def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         magnitude = xp.abs(z)
-        return -magnitude - 2.0 * xp.log1p(xp.exp(-magnitude))
+        return -magnitude - 2.0 * xp.log1p(exp_of_log(-magnitude, xp))
 
     def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         return xp.tanh(0.5 * z)
 
     def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
-        small = xp.exp(-xp.abs(z))
+        small = exp_of_log(-xp.abs(z), xp)
         tail = xp.clip(small / (1.0 + small), min=tail_floor(z.dtype, xp))
         return _sign(z, xp), tail
 
     def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         # log G(z) = -softplus(-z) = -(max(-z, 0) + log1p(exp(-|z|)))
-        return -(xp.clip(-z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z))))
+        return -(xp.clip(-z, min=0.0) + xp.log1p(exp_of_log(-xp.abs(z), xp)))
 
     def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return math.pi**2 / 3.0
@@ -404,12 +455,12 @@ class Laplace(LocationScaleFamily):
         return xp.sign(z)
 
     def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
-        tail = xp.clip(0.5 * xp.exp(-xp.abs(z)), min=tail_floor(z.dtype, xp))
+        tail = xp.clip(0.5 * exp_of_log(-xp.abs(z), xp), min=tail_floor(z.dtype, xp))
         return _sign(z, xp), tail
 
     def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         magnitude = xp.abs(z)
-        return _split_by_sign(_sign(z, xp), -magnitude - _LOG_2, xp.log1p(-0.5 * xp.exp(-magnitude)))
+        return _split_by_sign(_sign(z, xp), -magnitude - _LOG_2, xp.log1p(-0.5 * exp_of_log(-magnitude, xp)))
 
     def standard_variance(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         return 2.0
@@ -477,7 +528,7 @@ class Gumbel(LocationScaleFamily):
     The score grows like :math:`e^{-z}` in the left tail.  Where :math:`e^{-z}` exceeds
     :math:`1/\sqrt{\text{tiny}}` the density :math:`\exp(-z-e^{-z})` is zero in every float
     format, while weights and responsibilities are floored at :math:`e\cdot\text{tiny}`
-    (:func:`~shared_math.mixture.exp_of_log`); the exponent of the score is capped there,
+    (:func:`exp_of_log`); the exponent of the score is capped there,
     so that such a floored weight times the score stays below :math:`\sqrt{\text{tiny}}`
     instead of growing to infinity.
     """
@@ -491,7 +542,7 @@ class Gumbel(LocationScaleFamily):
         r""":math:`(e^{-z}, \text{overflow})`: the exponent capped at :math:`\log(\text{max})` (no
         overflow warnings, finite gradients) and the mask where it was."""
         cap = math.log(float(xp.finfo(z.dtype).max))
-        return xp.exp(xp.clip(-z, max=cap)), -z > cap
+        return exp_of_log(xp.clip(-z, max=cap), xp), -z > cap
 
     def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         decay, overflow = self._decay(z, xp)
@@ -499,12 +550,12 @@ class Gumbel(LocationScaleFamily):
 
     def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         cap = 0.5 * -math.log(float(xp.finfo(z.dtype).smallest_normal))
-        return 1.0 - xp.exp(xp.clip(-z, max=cap))
+        return 1.0 - exp_of_log(xp.clip(-z, max=cap), xp)
 
     def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
         sign = _sign(z - self.median, xp)
         decay, _ = self._decay(z, xp)
-        tail = _split_by_sign(sign, xp.exp(-decay), -xp.expm1(-decay))
+        tail = _split_by_sign(sign, exp_of_log(-decay, xp), -xp.expm1(-decay))
         return sign, xp.clip(tail, min=tail_floor(z.dtype, xp))
 
     def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
@@ -556,42 +607,64 @@ class StudentT(LocationScaleFamily):
         (df,) = shape
         return (df + 1.0) * z / (df + z * z)
 
-    def _log_tail(self, z, df, xp):
-        r"""``(sign, log t, central)``: sign of the tail and :math:`\log t`; ``central`` is 1.0
-        where the swapped fraction was used."""
+    def _tail_parts(self, z, df, xp):
+        r"""``(central, log_scale, fraction)``: ``central`` is 1.0 where the swapped fraction
+        is used (0.0 elsewhere), and :math:`I = e^{\text{log\_scale}}\cdot\text{fraction}` is
+        :math:`I_x(\nu/2, \tfrac12)` (outer) or :math:`I_y(\tfrac12, \nu/2)` (central).
+
+        Two logarithms of full arrays (:math:`\log(\nu+z^2)`, :math:`\log z^2`); :math:`x`
+        and :math:`y` themselves come from divisions, and everything depending on :math:`\nu`
+        only (:math:`\log B`, the first parameter's logarithm) is formed on the small
+        parameter arrays: transcendental functions dominate the cost of this family's tail.
+        """
         half_df = 0.5 * df
+        half = 0.5 + 0.0 * df
         lgamma = special("lgamma", xp)
-        log_beta_value = log_beta(half_df, 0.5 + 0.0 * df, lgamma)
+        log_half_df = xp.log(half_df)
         depth = student_t_fraction_depth(z.dtype, xp)
-        outer = continued_fraction_coefficients(half_df, 0.5 + 0.0 * df, depth)  # I_x(nu/2, 1/2)
-        central = continued_fraction_coefficients(0.5 + 0.0 * df, half_df, depth)  # I_y(1/2, nu/2)
+        outer = continued_fraction_coefficients(half_df, half, depth, xp)  # I_x(nu/2, 1/2)
+        central_coefficients = continued_fraction_coefficients(half, half_df, depth, xp)  # I_y(1/2, nu/2)
         square = z * z
-        log_sum = xp.log(df + square)
-        log_x = xp.log(df) - log_sum
-        log_y = xp.log(square) - log_sum
-        swapped = xp.astype(log_x > xp.log((half_df + 1.0) / (half_df + 2.5)), z.dtype)
-        argument = swapped * xp.exp(log_y) + (1.0 - swapped) * xp.exp(log_x)  # exact selection
+        total = df + square
+        log_total = xp.log(total)
+        log_x = xp.log(df) - log_total
+        log_y = xp.log(square) - log_total
+        central = xp.astype(log_x > xp.log((half_df + 1.0) / (half_df + 2.5)), z.dtype)
+        argument = (central * square + (1.0 - central) * df) / total  # exact selection of y or x
         # The coefficients' blend may round by one ulp: a relative change of eps in the fraction.
-        fraction = evaluate_continued_fraction(outer, argument, xp, alternative=central, select=swapped)
-        log_front = half_df * log_x + 0.5 * log_y - log_beta_value
-        first = half_df + swapped * (0.5 - half_df)
-        log_part = log_front - xp.log(first) + xp.log(fraction)  # log I_x (outer) or log I_y (central)
+        fraction = evaluate_continued_fraction(outer, argument, xp, alternative=central_coefficients, select=central)
+        # log(c / first) = (nu/2) log x + log(y) / 2 - log B - log(first), first = nu/2 (outer) or 1/2 (central)
+        log_constant = log_beta(half_df, half, lgamma) + log_half_df
+        log_constant_central = (-_LOG_2) - log_half_df  # log(1/2) - log(nu/2): the first parameter differs
+        log_scale = half_df * log_x + 0.5 * log_y - (log_constant + central * log_constant_central)
+        return central, log_scale, fraction
+
+    def _log_tail(self, z, df, xp):
+        r"""``(sign, log t)``: sign of the tail and :math:`\log t`, in log space throughout
+        (no underflow in the far tails)."""
+        central, log_scale, fraction = self._tail_parts(z, df, xp)
+        log_part = log_scale + xp.log(fraction)  # log I_x (outer) or log I_y (central)
         # outer: t = I_x / 2;  central: t = (1 - I_y) / 2
         log_outer = log_part - _LOG_2
         # I_y < 0.93 in the central region; the clip keeps the unused branch finite elsewhere.
-        log_central = xp.log1p(-xp.exp(xp.clip(log_part, max=_LOG_ALMOST_1))) - _LOG_2
-        log_tail = swapped * log_central + (1.0 - swapped) * xp.clip(log_outer, min=-1e30)
+        log_central = xp.log1p(-exp_of_log(xp.clip(log_part, max=_LOG_ALMOST_1), xp)) - _LOG_2
+        log_tail = central * log_central + (1.0 - central) * xp.clip(log_outer, min=-1e30)
         return _sign(z, xp), log_tail
 
     def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
+        r"""The tail in linear space: :math:`I = e^{\text{log\_scale}}\,\mathrm{CF}`, then
+        :math:`t = I/2` (outer) or :math:`(1 - I)/2` (central), raised to :func:`tail_floor`
+        (where :math:`I` would underflow, so would :math:`t`)."""
         (df,) = shape
-        sign, log_tail = self._log_tail(z, df, xp)
-        return sign, xp.clip(xp.exp(log_tail), min=tail_floor(z.dtype, xp))
+        central, log_scale, fraction = self._tail_parts(z, df, xp)
+        part = exp_of_log(log_scale, xp) * fraction
+        tail = 0.5 * (central + part * (1.0 - 2.0 * central))
+        return _sign(z, xp), xp.clip(tail, min=tail_floor(z.dtype, xp))
 
     def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         (df,) = shape
         sign, log_tail = self._log_tail(z, df, xp)
-        return _split_by_sign(sign, log_tail, xp.log1p(-xp.exp(log_tail)))
+        return _split_by_sign(sign, log_tail, xp.log1p(-exp_of_log(log_tail, xp)))
 
     def standard_mean(self, shape: Sequence[Array], xp: Namespace) -> Array | float:
         (df,) = shape

@@ -105,8 +105,8 @@ from ._backend import (
 )
 from ._sweeps import _scaled_cdf_terms, _shift_in, event_blocks, sum_to_shape
 from ._typing import Array, Namespace, Shape
-from .families import NORMAL
-from .mixture import exp_of_log, log_softmax, logsumexp
+from .families import NORMAL, exp_of_log
+from .mixture import log_softmax, logsumexp
 
 __all__ = [
     "FULL_COVARIANCE_AUTO_ESTIMATOR",

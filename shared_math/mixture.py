@@ -27,22 +27,7 @@ from collections.abc import Sequence
 
 from ._backend import get_namespace, promote
 from ._typing import Array, DType, Namespace
-from .families import LocationScaleFamily, get_family
-
-
-def exp_of_log(values, xp):
-    r""":math:`e^{a}` of a log-space quantity, with results below :math:`e\cdot\text{tiny}` raised to it.
-
-    Subnormal results fall off the CPU's fast path: torch's ``exp`` is over 100x slower when
-    it returns one.  Every such quantity here is a weight, responsibility or tail that
-    enters sums with terms of order one, so raising anything below :math:`e\cdot\text{tiny}`
-    (3e-38 in float32, 6e-308 in float64) to that bound changes no result beyond its
-    rounding, even after a factor :math:`z/\sigma` of 1e9.  (A floor of
-    :math:`\sqrt{\text{tiny}}` would also keep products normal, but 1e-19 times such a factor
-    is visible in float32.)
-    """
-    floor = math.log(float(xp.finfo(values.dtype).smallest_normal)) + 1.0
-    return xp.exp(xp.clip(values, min=floor))
+from .families import LocationScaleFamily, exp_of_log, get_family
 
 
 def logsumexp(values, axis, xp, keepdims=False):

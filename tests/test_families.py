@@ -101,6 +101,35 @@ def test_get_family_names_and_errors():
         shared_math.log_prob(np.zeros(2), np.zeros((1, 2)), np.ones((1, 2)), np.zeros(1), family="student_t")
 
 
+@pytest.mark.parametrize("df", [0.3, 1.0, 4.0, 30.0])
+def test_polar_student_t_draws_follow_the_t_distribution(df):
+    """Bailey's polar method (``student_t_from_disk``), points inside the unit disk kept:
+    Kolmogorov-Smirnov against SciPy's t (p > 1e-4; 200,000 draws detect a CDF error of
+    about 0.005), and draws 10% too wide are detected."""
+    rng = np.random.default_rng(int(df * 10))
+    u, v = rng.uniform(-1.0, 1.0, (2, 260_000))
+    keep = families.inside_unit_disk(u, v, np)
+    assert abs(keep.mean() - math.pi / 4) < 0.005
+    draws = families.student_t_from_disk(u[keep], v[keep], np.full(int(keep.sum()), df), np)[:200_000]
+    assert np.all(np.isfinite(draws))
+    assert scipy.stats.kstest(draws, scipy.stats.t(df).cdf).pvalue > 1e-4
+    assert scipy.stats.kstest(1.1 * draws, scipy.stats.t(df).cdf).pvalue < 1e-6
+
+
+def test_polar_student_t_extreme_points_stay_finite():
+    """Points next to the centre of the disk (|t| beyond every float for small ``df``) and next
+    to its edge (t near 0) give finite draws of the right sign, float32 and float64."""
+    for dtype in (np.float32, np.float64):
+        small = np.sqrt(np.finfo(dtype).smallest_normal)  # w = 2 small^2: the smallest normal w
+        u = np.array([small, -small, 0.6, -0.6, 1e-3], dtype)
+        v = np.array([small, small, 0.8 - 1e-7, 0.8 - 1e-7, 0.0], dtype)
+        assert np.all(families.inside_unit_disk(u, v, np))
+        for df in (0.05, 1.0, 1e6):
+            draws = families.student_t_from_disk(u, v, np.asarray(df, dtype), np)
+            assert draws.dtype == dtype
+            assert np.all(np.isfinite(draws)) and np.all(np.sign(draws) == np.sign(u)), (dtype, df, draws)
+
+
 # ------------------------------------------------------------------------------------------
 # The incomplete beta function (torch has none): array-API fallback against SciPy.
 # ------------------------------------------------------------------------------------------
