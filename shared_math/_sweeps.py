@@ -383,12 +383,15 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
         return _blocked_forward_sweep(terms, scaled_transform_tangent, xp)
 
     def step(carry, slices):
-        t_d, a_d, neg_score_d, inv_d = slices
+        t_d, a_d, q_d = slices
         x_dot_d = -t_d - xp.sum(a_d * carry, axis=0)
-        return carry - (neg_score_d * inv_d) * x_dot_d[None, ...], (x_dot_d,)
+        return carry - q_d * x_dot_d[None, ...], (x_dot_d,)
 
     carry0 = xp.zeros_like(terms.z[0, ...])
-    sequences = (scaled_transform_tangent, terms.a_scaled, terms.neg_score, terms.inv_scales)
+    # -gamma = -psi/sigma formed outside the scan: inside, JAX's linearization of the step
+    # would split off a second scan that only stacks this product (a residual) for reverse mode.
+    neg_gamma = terms.neg_score * terms.inv_scales
+    sequences = (scaled_transform_tangent, terms.a_scaled, neg_gamma)
     _, (x_dot,) = sequential_scan(step, carry0, sequences, xp)
     return x_dot
 
