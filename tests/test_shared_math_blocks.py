@@ -93,3 +93,23 @@ def test_blocked_sweeps_equal_the_sequential_sweeps(xp, case, sweep_block, monke
     for name, values in sequential.items():
         for index, (want, got) in enumerate(zip(values, blocked[name])):
             ref.assert_close(got, want, 1e-12, what=f"{name}[{index}] blocked sweep of {sweep_block}")
+
+
+@pytest.mark.parametrize("xp", ["numpy", "torch"], indirect=True)
+def test_event_blocks_split_large_arrays_at_least_four_ways(xp):
+    """Cache-sized blocks of about ``BLOCK_ELEMENTS`` entries; arrays of more than four
+    ``MIN_BLOCK_ELEMENTS`` get at least ``MIN_EVENT_BLOCKS`` blocks (their peak memory is one
+    block's temporaries); small arrays stay one block.  The blocks tile the event axis."""
+    cases = {
+        (1000, 8, 16): 4,  # N = 16, K = 8, D = 1000: 128k entries, one block before
+        (16, 8, 4096): 4,  # 4 dimensions of 32k entries per block of 2**17
+        (128, 8, 1024): 8,
+        (5, 3, 100): 1,
+        (16, 8, 256): 1,  # 32k entries: below 4 * 2**15
+    }
+    assert gradients.MIN_EVENT_BLOCKS == 4
+    for shape, count in cases.items():
+        blocks = gradients.event_blocks(shape, xp.xp)
+        assert len(blocks) == count, (shape, blocks)
+        assert blocks[0][0] == 0 and blocks[-1][1] == shape[0]
+        assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
