@@ -331,4 +331,3 @@ def test_numpyro_student_t_noise_follows_the_t_distribution(df):
     assert draws.dtype == np.float32 and np.all(np.isfinite(draws))
     for column, value in enumerate((df, 2.0 * df)):
         assert scipy.stats.kstest(draws[:, column], scipy.stats.t(value).cdf).pvalue > 1e-4
-

@@ -82,9 +82,9 @@ def _derivatives(kind, estimator):
     batched = jax.jit(jax.vmap(jax.grad(value), in_axes=(0, None, None)))(jnp.stack([locs, 0.5 * locs]), second, logits)
     results = {"draw": draw, "gradient": gradient, "forward": forward, "vmap": batched}
     if estimator == "implicit":
-        results["hessian_vector"] = jax.jit(
-            lambda *p: jax.jvp(jax.grad(value, argnums=(0, 1, 2)), p, tangents)[1]
-        )(*params)
+        results["hessian_vector"] = jax.jit(lambda *p: jax.jvp(jax.grad(value, argnums=(0, 1, 2)), p, tangents)[1])(
+            *params
+        )
     return results
 
 

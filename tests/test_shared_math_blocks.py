@@ -86,6 +86,7 @@ def test_blocked_sweeps_equal_the_sequential_sweeps(xp, case, sweep_block, monke
     sequential = _all_gradients(xp, data)
     monkeypatch.setattr(gradients, "SWEEP_BLOCKED_MAX_SLICE", 1 << 30)
     monkeypatch.setattr(gradients, "SWEEP_BLOCK", sweep_block)
+    monkeypatch.setattr(gradients, "SWEEP_WIDE_BLOCK", sweep_block)
     monkeypatch.setattr(shared_math._backend, "SMALL_SLICE", 1 << 30)
     z_shape = (EVENT_SIZE, NUM_COMPONENTS) + tuple(data["x"].shape[:-1])
     assert gradients.sweep_block_size(z_shape, xp.xp) == sweep_block
@@ -113,3 +114,13 @@ def test_event_blocks_split_large_arrays_at_least_four_ways(xp):
         assert len(blocks) == count, (shape, blocks)
         assert blocks[0][0] == 0 and blocks[-1][1] == shape[0]
         assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
+
+
+@pytest.mark.parametrize("xp", ["numpy", "torch"], indirect=True)
+def test_sweep_block_size_by_slice(xp):
+    """Sequential sweeps for few dimensions or wide slices; blocks of ``SWEEP_WIDE_BLOCK`` for
+    the smallest slices (few samples), ``SWEEP_BLOCK`` otherwise."""
+    assert gradients.sweep_block_size((1000, 8, 16), xp.xp) == gradients.SWEEP_WIDE_BLOCK == 64
+    assert gradients.sweep_block_size((256, 8, 256), xp.xp) == gradients.SWEEP_BLOCK == 32
+    assert gradients.sweep_block_size((16, 8, 16), xp.xp) == 1
+    assert gradients.sweep_block_size((128, 8, 1024), xp.xp) == 1
