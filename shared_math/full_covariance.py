@@ -720,7 +720,9 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
         if scan:
             sweep = _reverse_block_scan(block_slices, rows[start:stop, start:stop, ...], rest, carry, xp)
         else:
-            sweep = _reverse_block_loop(block_slices, rows[start:stop, start:stop, ...], rest, carry, xp, collect_u)
+            sweep = _reverse_block_loop(
+                block_slices, rows[start:stop, start:stop, ...], rest, carry, xp, collect_u, collect
+            )
         block_u, block_y, block_carry, carry = sweep
         carry_blocks.insert(0, block_carry)
         u_blocks.insert(0, block_u)
@@ -735,9 +737,11 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
     )
 
 
-def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u):
+def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u, collect_carry=True):
     """One block of the eager reverse sweep: a Python loop whose carry ``rest`` keeps only the
-    rows not yet reached (it shrinks by one each step)."""
+    rows not yet reached (it shrinks by one each step).  The carries before each step are
+    joined only with ``collect_carry`` (``None`` otherwise: the logits-only sweep of
+    ``"rao_blackwell"`` needs the final carry alone)."""
     size = slices[0].shape[0]
     u_steps, y_steps, carry_steps = [None] * size, [None] * size, [None] * size
     for offset in range(size - 1, -1, -1):
@@ -749,7 +753,8 @@ def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u):
         if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
             rest = rest[:offset, ...] + rows[offset, :offset, ...] * y
     u = xp.concat(u_steps, axis=0) if collect_u else None
-    return u, xp.concat(y_steps, axis=0), xp.concat(carry_steps, axis=0), carry
+    carry_before = xp.concat(carry_steps, axis=0) if collect_carry else None
+    return u, xp.concat(y_steps, axis=0), carry_before, carry
 
 
 def _reverse_block_scan(slices, rows, rest, carry, xp):
