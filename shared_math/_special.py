@@ -100,6 +100,37 @@ def evaluate_continued_fraction(coefficients, x, xp, *, alternative=None, select
     return 1.0 / tail
 
 
+#: Odd Taylor coefficients :math:`(-1)^k/(2k+1)` of :math:`\arctan u`, enough for
+#: :math:`|u| \le \tan(\pi/12)` in float64 (the next term is below 1e-18 relative).
+_ARCTAN_TERMS = tuple((-1.0) ** k / (2 * k + 1) for k in range(16))
+_TAN_PI_12 = 2.0 - math.sqrt(3.0)
+_SQRT_3 = math.sqrt(3.0)
+
+
+def arctan_of_reciprocal(a, xp):
+    r""":math:`\arctan(1/a)` for :math:`a \ge 0` (:math:`\pi/2` at 0, 0 at infinity), relative
+    error a few ulp everywhere, including for large :math:`a` where it is about :math:`1/a`.
+
+    Plain arithmetic (for XLA on CPU, whose ``atan2``/``atan`` run as scalar library calls:
+    6.3 and 3.2 ms on 524,288 float32 entries against 0.17 ms for ``exp``): with
+    :math:`v = \min(a, 1/a) \in [0, 1]`, :math:`\arctan v` by the reduction
+    :math:`\arctan v = \pi/6 + \arctan\frac{\sqrt3 v - 1}{v + \sqrt3}` above
+    :math:`\tan(\pi/12)` and the Taylor series in :math:`u^2 \le 0.072` (16 odd terms),
+    then :math:`\arctan(1/a) = \arctan v` for :math:`a \ge 1` and :math:`\pi/2 - \arctan a`
+    below (no cancellation: the result is at least :math:`\pi/4` there).
+    """
+    large = a >= 1.0
+    v = xp.where(large, 1.0 / xp.where(large, a, xp.ones_like(a)), a)
+    reduced = v > _TAN_PI_12
+    u = xp.where(reduced, (_SQRT_3 * v - 1.0) / (v + _SQRT_3), v)
+    square = u * u
+    series = xp.full_like(u, _ARCTAN_TERMS[-1])
+    for coefficient in _ARCTAN_TERMS[-2::-1]:
+        series = series * square + coefficient
+    arctan_v = xp.where(reduced, math.pi / 6.0 + u * series, u * series)
+    return xp.where(large, arctan_v, math.pi / 2.0 - arctan_v)
+
+
 def log_beta(a, b, lgamma):
     r""":math:`\log B(a,b) = \log\Gamma(a) + \log\Gamma(b) - \log\Gamma(a+b)`."""
     return lgamma(a) + lgamma(b) - lgamma(a + b)

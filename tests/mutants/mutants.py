@@ -558,4 +558,12 @@ MUTANTS = [
         "Bailey's polar Student-t: w^(-1/nu) instead of w^(-2/nu) (draws of the wrong distribution)",
         ("tests/test_families.py::test_polar_student_t_draws_follow_the_t_distribution",),
     ),
+    Mutant(
+        "arctan-reduction-offset",
+        "shared_math/_special.py",
+        "arctan_v = xp.where(reduced, math.pi / 6.0 + u * series, u * series)",
+        "arctan_v = xp.where(reduced, math.pi / 6.0 - u * series, u * series)",
+        "arctan(1/a) behind the JAX Cauchy tail: pi/6 - arctan(u) after the argument reduction",
+        ("tests/test_families.py::test_arctan_of_reciprocal_matches_numpy",),
+    ),
 ]
