@@ -248,9 +248,12 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     log_marginal_before = xp.zeros_like(log_pi[:, :1, ...])  # L_{d-1}
     weights_first = xp.exp(log_pi)  # w_kd = r_{k,d-1}
     largest_first = xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp))
-    z_blocks, score_blocks, a_blocks, responsibility_blocks = [], [], [], []
+    # z over every dimension at once (two passes), read by the blocks as views: cheaper than
+    # joining per-block pieces afterwards (a copy of the whole array).
+    z_all = (point - locs_t) * inv_scales
+    a_blocks, responsibility_blocks = [], []
     for start, stop in event_blocks(full_shape, xp):
-        z = (point[start:stop, ...] - _event_slice(locs_t, start, stop)) * inv_scales[start:stop, ...]
+        z = z_all[start:stop, ...]
         shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
         log_kernel = family.log_kernel(z, shape_block, xp)
         joint = leading_cumsum(log_kernel + _event_slice(offsets, start, stop), xp, initial=joint_before)
@@ -276,16 +279,13 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
         )
         del sign, tail
         weights_first = responsibilities[-1:, ...]
-        z_blocks.append(z)
-        if family != NORMAL:
-            score_blocks.append(family.neg_score(z, shape_block, xp))
         a_blocks.append(a_scaled)
         if all_responsibilities:
             responsibility_blocks.append(responsibilities)
         del z, a_scaled, responsibilities
-    z, a_scaled = _join_blocks(z_blocks, xp), _join_blocks(a_blocks, xp)
-    neg_score = z if family == NORMAL else _join_blocks(score_blocks, xp)  # -psi(z) = z for the Normal
-    del z_blocks, a_blocks, score_blocks
+    z, a_scaled = z_all, _join_blocks(a_blocks, xp)
+    neg_score = z if family == NORMAL else family.neg_score(z, shape_t, xp)  # -psi(z) = z for the Normal
+    del a_blocks
     responsibilities = _join_blocks(responsibility_blocks, xp) if all_responsibilities else weights_first
     return SweepTerms(
         z=z, neg_score=neg_score, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled
