@@ -486,10 +486,12 @@ def _blocked_reverse_sweep(terms, cotangent_t, xp, collect):
         u_flat = solve_unit_triangular(_block_coupling(q, a, xp, upper=True), rhs_flat, xp, upper=True)
         u = _blocks_from_samples(u_flat, a, xp)
         contributions = xp.expand_dims(u, axis=1) * a
+        if not collect:  # only the final carry: no suffix sums
+            carry = carry + xp.sum(contributions, axis=0)
+            continue
         suffix = xp.flip(xp.cumulative_sum(xp.flip(contributions, axis=0), axis=0), axis=0)  # sum over j >= i
-        if collect:
-            u_blocks.append(u)
-            carry_blocks.append(carry + xp.concat([suffix[1:, ...], xp.zeros_like(suffix[:1, ...])], axis=0))
+        u_blocks.append(u)
+        carry_blocks.append(carry + xp.concat([suffix[1:, ...], xp.zeros_like(suffix[:1, ...])], axis=0))
         carry = carry + suffix[0, ...]
     if not collect:
         return carry
