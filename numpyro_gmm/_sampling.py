@@ -167,22 +167,10 @@ def _identity_with_tangent(tangent, doc):
         options = _cdf_options(
             family, cdf, key, x, locs, shape_params, shape_dots, locs_dot is not None or scales_dot is not None
         )
+        args = (x, locs, scales, logits, locs_dot, scales_dot, logits_dot)
         if options:  # per-sample inner noise: one pass
-            return x, tangent(
-                x,
-                locs,
-                scales,
-                logits,
-                locs_dot,
-                scales_dot,
-                logits_dot,
-                family=family,
-                shape_params=shape_params,
-                **options,
-            )
-        return x, _tangent_in_chunks(
-            tangent, x, locs, scales, logits, locs_dot, scales_dot, logits_dot, family=family, shape_params=shape_params
-        )
+            return x, tangent(*args, family=family, shape_params=shape_params, **options)
+        return x, _tangent_in_chunks(tangent, *args, family=family, shape_params=shape_params)
 
     attach.defjvp(_attach_jvp, symbolic_zeros=True)
     attach.__doc__ = doc
