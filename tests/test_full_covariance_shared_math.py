@@ -529,3 +529,27 @@ def test_value_errors_name_scale_tril(xp, corrupt, message):
     assert "scale_tril" in str(error.value) and message in str(error.value)
     np.testing.assert_array_equal(bad, before)
     fc.check_full_covariance_values(*(xp.asarray(data[k]) for k in ("locs", "scale_tril", "logits")))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "strict"], indirect=True)
+def test_sample_from_noise_unbatched_and_batched_paths_agree(backend):
+    """``full_covariance_sample_from_noise`` takes one matrix product for unbatched parameters
+    and the internal layout otherwise: both give mu_k + L_k eps of the chosen component
+    (against NumPy, 1e-12), sample shapes (4, 3) included; the upper triangle is not read."""
+    rng = np.random.default_rng(5)
+    num_components, event_size = 3, 4
+    locs = rng.normal(size=(num_components, event_size))
+    scale_tril = rng.normal(size=(num_components, event_size, event_size))  # upper triangle: garbage
+    component = rng.integers(0, num_components, size=(4, 3))
+    one_hot = np.eye(num_components)[component]
+    noise = rng.normal(size=(4, 3, event_size))
+    want = locs[component] + np.einsum("...ij,...j->...i", np.tril(scale_tril)[component], noise)
+    for batch in ((), (1,)):  # () takes the matrix product, (1,) the internal layout
+        got = backend.call(
+            fc.full_covariance_sample_from_noise,
+            backend.asarray(np.reshape(locs, batch + locs.shape)),
+            backend.asarray(np.reshape(scale_tril, batch + scale_tril.shape)),
+            backend.asarray(one_hot),
+            backend.asarray(noise),
+        )
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-12, atol=1e-12, err_msg=str(batch))
