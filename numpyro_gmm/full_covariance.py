@@ -304,17 +304,9 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         init_seed: int = 0,
         estimator: str = "auto",
     ) -> None:
-        if int(num_components) != num_components or num_components < 1:
-            raise ValueError(f"Expected num_components to be a positive integer but got {num_components}")
-        if init_scale <= 0:
-            raise ValueError(f"Expected init_scale > 0. but got {init_scale}")
-        if init_spread < 0:
-            raise ValueError(f"Expected init_spread >= 0. but got {init_spread}")
+        settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
+        self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
         shared_math.resolve_full_covariance_estimator(estimator)  # fail early on a bad name
-        self.num_components = int(num_components)
-        self._init_scale = init_scale
-        self._init_spread = init_spread
-        self._init_seed = int(init_seed)
         self.estimator = estimator
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
 

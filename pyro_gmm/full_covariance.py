@@ -238,17 +238,9 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         init_seed: int = 0,
         estimator: str = "auto",
     ) -> None:
-        if not isinstance(num_components, int) or num_components < 1:
-            raise ValueError(f"num_components must be a positive integer; got {num_components!r}")
-        if not isinstance(init_scale, float) or not init_scale > 0:
-            raise ValueError(f"init_scale must be a float > 0; got {init_scale!r}")
-        if not init_spread >= 0:
-            raise ValueError(f"init_spread must be >= 0; got {init_spread!r}")
+        settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
+        self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
         shared_math.resolve_full_covariance_estimator(estimator)  # fail early on a bad name
-        self.num_components = num_components
-        self._init_scale = init_scale
-        self._init_spread = float(init_spread)
-        self._init_seed = int(init_seed)
         self.estimator = estimator
         super().__init__(model, init_loc_fn=init_loc_fn)
 

@@ -384,6 +384,16 @@ def test_autoguide_bad_arguments_same_error_in_both(arguments, name):
             guide_class(model, **arguments)
         messages.append(str(error.value))
     assert messages[0] == messages[1]
+    if name == "estimator":  # the full-covariance guides have their own estimators
+        return
+    (pyro_class, pyro_model), (numpyro_class, numpyro_model) = _models()
+    for guide_class, model in (
+        (pyro_gmm.AutoMultivariateNormalMixture, pyro_model),
+        (numpyro_gmm.AutoMultivariateNormalMixture, numpyro_model),
+    ):
+        with pytest.raises(ValueError, match=name) as error:
+            guide_class(model, **arguments)
+        assert str(error.value) == messages[0], guide_class
 
 
 def test_autoguide_integer_init_scale_and_keyword_only_num_components(float64_pyro):
