@@ -212,22 +212,14 @@ def _attach_logits_implicit_jvp(family, cdf, primals, tangents):
     x_out = attach_logits_implicit(family, x, locs, scales, logits, shape_params, cdf, key, component_one_hot, noise)
     total = jnp.zeros_like(x_out) if isinstance(x_dot, SymbolicZero) else x_dot
     logits_dot = _known(logits_dot)
-    if logits_dot is not None and family == FULL_COVARIANCE:  # scales holds scale_tril
-        total = total + _tangent_in_chunks(
-            shared_math.full_covariance_implicit_jvp, x_out, locs, scales, logits, None, None, logits_dot
+    if logits_dot is not None:  # for FULL_COVARIANCE, scales holds scale_tril
+        implicit = (
+            _full_covariance_tangent(shared_math.full_covariance_implicit_jvp)
+            if family == FULL_COVARIANCE
+            else shared_math.implicit_jvp
         )
-    elif logits_dot is not None:
         total = total + _tangent_in_chunks(
-            shared_math.implicit_jvp,
-            x_out,
-            locs,
-            scales,
-            logits,
-            None,
-            None,
-            logits_dot,
-            family=family,
-            shape_params=shape_params,
+            implicit, x_out, locs, scales, logits, None, None, logits_dot, family=family, shape_params=shape_params
         )
     options = _cdf_options(family, cdf, key, x_out, locs, shape_params, shape_dots, False)
     if options:

@@ -505,8 +505,8 @@ MUTANTS = [
     Mutant(
         "numpyro-hybrid-drops-logits-tangent",
         "numpyro_gmm/_sampling.py",
-        "        total = total + _tangent_in_chunks(\n            shared_math.implicit_jvp,\n",
-        "        total = total + 0.0 * _tangent_in_chunks(\n            shared_math.implicit_jvp,\n",
+        "        total = total + _tangent_in_chunks(\n            implicit,",
+        "        total = total + 0.0 * _tangent_in_chunks(\n            implicit,",
         'NumPyro "hybrid": no implicit gradient for the logits',
         ("tests/test_numpyro_gradients.py", "tests/conformance"),
     ),
