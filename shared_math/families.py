@@ -73,7 +73,7 @@ def exp_of_log(values, xp):
 
     Subnormal and zero results fall off the CPU's fast path: torch's ``exp`` takes 6-20x as
     long on an array whose results are subnormal or zero (arguments below about -87 in
-    float32; ``benchmarks/kernels.py``).  Every such quantity here is a weight,
+    float32: 2.6-7.7 against 0.4 ms on 524,288 entries, 2 threads).  Every such quantity here is a weight,
     responsibility or tail that enters sums with terms of order one, or is raised to
     :func:`tail_floor` afterwards, so raising anything below :math:`e\cdot\text{tiny}`
     (3e-38 in float32, 6e-308 in float64) to that bound changes no result beyond its
