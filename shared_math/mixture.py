@@ -290,7 +290,9 @@ def sample_from_noise(
     differentiable (the gradient through the chosen component, used by ``"hybrid"``).
     """
     xp, (locs, scales, component_one_hot, noise) = promote(locs, scales, component_one_hot, noise, xp=xp)
-    if locs.ndim == 2 and scales.ndim == 2:  # unbatched parameters: two matrix products
+    num_components = component_one_hot.shape[-1]
+    if locs.ndim == 2 and scales.ndim == 2 and locs.shape[0] == scales.shape[0] == num_components:
+        # unbatched parameters, every component its own row: two matrix products
         return xp.matmul(component_one_hot, locs) + xp.matmul(component_one_hot, scales) * noise
     chosen = component_one_hot[..., None]
     return xp.sum(chosen * locs, axis=-2) + xp.sum(chosen * scales, axis=-2) * noise

@@ -534,8 +534,9 @@ def test_value_errors_name_scale_tril(xp, corrupt, message):
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "strict"], indirect=True)
 def test_sample_from_noise_unbatched_and_batched_paths_agree(backend):
     """``full_covariance_sample_from_noise`` takes one matrix product for unbatched parameters
-    and the internal layout otherwise: both give mu_k + L_k eps of the chosen component
-    (against NumPy, 1e-12), sample shapes (4, 3) included; the upper triangle is not read."""
+    and the internal layout otherwise (batched, or one factor shared by all components): each
+    gives mu_k + L_k eps of the chosen component (against NumPy, 1e-12), sample shapes (4, 3)
+    included; the upper triangle is not read."""
     rng = np.random.default_rng(5)
     num_components, event_size = 3, 4
     locs = rng.normal(size=(num_components, event_size))
@@ -553,3 +554,14 @@ def test_sample_from_noise_unbatched_and_batched_paths_agree(backend):
             backend.asarray(noise),
         )
         np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-12, atol=1e-12, err_msg=str(batch))
+    # one factor shared by every component (K axis of size 1): the internal layout
+    shared = scale_tril[:1]
+    want_shared = locs[component] + np.einsum("ij,...j->...i", np.tril(shared[0]), noise)
+    got = backend.call(
+        fc.full_covariance_sample_from_noise,
+        backend.asarray(locs),
+        backend.asarray(shared),
+        backend.asarray(one_hot),
+        backend.asarray(noise),
+    )
+    np.testing.assert_allclose(backend.to_numpy(got), want_shared, rtol=1e-12, atol=1e-12, err_msg="shared factor")

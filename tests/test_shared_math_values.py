@@ -251,3 +251,29 @@ def test_subnormals_flushed_inside_the_gradient_only():
             assert flushes()
         finally:
             torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize(
+    "locs_shape, scales_shape",
+    [((3, 4), (3, 4)), ((3, 4), (1, 4)), ((3, 1), (3, 4)), ((3, 4), (3, 1)), ((1, 3, 4), (3, 4))],
+)
+def test_sample_from_noise_with_broadcast_parameters(xp, locs_shape, scales_shape):
+    """Unbatched parameters take two matrix products with the one-hot, others the sum over
+    the one-hot axis; a ``locs``/``scales`` shared by every component (K axis of size 1) or
+    broadcast over D goes the general way. Against NumPy, 1e-14."""
+    rng = np.random.default_rng(3)
+    locs = rng.normal(size=locs_shape)
+    scales = np.exp(rng.normal(size=scales_shape))
+    component = rng.integers(0, 3, size=(5,))
+    noise = rng.normal(size=(5, 4))
+    k_locs = component if locs.shape[-2] == 3 else np.zeros_like(component)
+    k_scales = component if scales.shape[-2] == 3 else np.zeros_like(component)
+    want = np.reshape(locs, locs.shape[-2:])[k_locs] + np.reshape(scales, scales.shape[-2:])[k_scales] * noise
+    got = xp.call(
+        shared_math.sample_from_noise,
+        xp.asarray(locs),
+        xp.asarray(scales),
+        xp.asarray(np.eye(3)[component]),
+        xp.asarray(noise),
+    )
+    np.testing.assert_allclose(np.reshape(xp.to_numpy(got), want.shape), want, rtol=1e-14, atol=1e-14)
