@@ -69,6 +69,7 @@ from ._backend import (
     contiguous,
     fuses_elementwise,
     leading_cumsum,
+    multiply_add,
     sequential_scan,
     solve_unit_triangular,
 )
@@ -341,14 +342,18 @@ def _scaled_cdf_terms(sign, tail, weights, log_density, largest_weight, xp):
     bound = 0.9 * math.log(float(xp.finfo(tail.dtype).max))
     density = xp.exp(xp.clip(log_density, min=-bound, max=bound))
     weights_over_density = weights * xp.exp(xp.clip(-log_density, max=bound))
-    signed_tail = sign * (weights_over_density * tail)  # s_kd P_kd
-    below = 0.5 - 0.5 * sign  # 1 where z < 0
-    above = 1.0 - below
-    lower_over_density = xp.sum(above * weights_over_density - signed_tail, axis=1, keepdims=True)  # F/f
-    upper_over_density = xp.sum(below * weights_over_density + signed_tail, axis=1, keepdims=True)  # (1-F)/f
-    own_cdf_tail = below * (lower_over_density * density) + above * (upper_over_density * density)  # C_kd
-    del below, above
-    a_scaled = sign * (weights_over_density * own_cdf_tail) - signed_tail
+    smaller = weights_over_density * tail  # P_kd
+    signed_smaller = sign * smaller  # s_kd P_kd
+    # 0/1 masks by the side of the median (arithmetic: torch's where() is 10x a product).
+    above = xp.clip(sign, min=0.0)  # 1 where t_kd = 1 - G(z_kd)
+    weights_above = above * weights_over_density
+    lower_over_density = xp.sum(weights_above - signed_smaller, axis=1, keepdims=True)  # F/f
+    upper_over_density = xp.sum((weights_over_density - weights_above) + signed_smaller, axis=1, keepdims=True)  # (1-F)/f
+    del weights_above
+    # C_kd, the mixture's tail on the component's side (F below the median, 1 - F above)
+    own_cdf_tail = multiply_add((1.0 - above) * (lower_over_density * density), above, upper_over_density * density, xp)
+    del above
+    a_scaled = multiply_add(-signed_smaller, sign, weights_over_density * own_cdf_tail, xp)  # s (w/f) C - s P
     ties = xp.clip(xp.sum(largest_weight, axis=1, keepdims=True), min=1.0)  # 0 if exp(0) rounded below 1
     return a_scaled - largest_weight * (xp.sum(a_scaled, axis=1, keepdims=True) / ties)
 

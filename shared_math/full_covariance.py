@@ -99,6 +99,7 @@ from ._backend import (
     fuses_elementwise,
     get_namespace,
     leading_cumsum,
+    multiply_add,
     promote,
     sequential_scan,
     special,
@@ -150,9 +151,16 @@ def _solve_lower_triangular(matrices, right_hand_sides, xp):
         # copy, 2-3x faster than the left-side solve on (D, M) at M = 4096, D = 16.
         return torch.linalg.solve_triangular(matrices.mT, right_hand_sides.mT, upper=True, left=False).mT
     if is_jax_namespace(xp):
-        import jax.scipy.linalg
+        import jax
 
-        return jax.scipy.linalg.solve_triangular(matrices, right_hand_sides, lower=True)
+        # As X^T = B^T A^{-T}, like torch: the step of a NumPyro full-covariance draw at
+        # N = 1024, K = 8, D = 64 took 15.7 against 17.3 ms with the left-side solve, 10.8
+        # against 12.2 ms at N = 4096, K = 8, D = 16 (same results; an explicit inverse
+        # times B was as fast but 4x less accurate in float32 on factors of condition 1e4).
+        solved = jax.lax.linalg.triangular_solve(
+            matrices, xp.matrix_transpose(right_hand_sides), left_side=False, lower=True, transpose_a=True
+        )
+        return xp.matrix_transpose(solved)
     import numpy as np
     import scipy.linalg
 
@@ -604,7 +612,7 @@ def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     responsibility_blocks, a_blocks, share_blocks = [], [], []
     for start, stop in event_blocks(tuple(eps.shape), xp):
         eps_block = eps[start:stop, ...]
-        log_normal = (-0.5) * (eps_block * eps_block) + offsets[start:stop, ...]
+        log_normal = multiply_add(offsets[start:stop, ...], eps_block, eps_block, xp, scale=-0.5)
         if fuses_elementwise(xp):  # one block: a product with a triangle of ones (XLA's dot is fast)
             joint = joint_before + _cumulative_over_event(log_normal, xp)
         else:
@@ -676,11 +684,11 @@ def _reverse_step(g_i, eps_inv_i, responsibilities_i, a_i, share_i, s_i, carry, 
     replaced through :math:`\sum_ky_{ki}=g_i` (ties share the correction), since its two
     :math:`h` terms (one inside :math:`u_i`) cancel when :math:`r_{ki}\to1`.
     """
-    h = eps_inv_i * carry + s_i
+    h = multiply_add(s_i, eps_inv_i, carry, xp)
     u = g_i + xp.sum(h, axis=1, keepdims=True)
-    y = u * responsibilities_i - h
-    y = y + share_i * (g_i - xp.sum(y, axis=1, keepdims=True))
-    return u, y, carry + u * a_i
+    y = multiply_add(-h, u, responsibilities_i, xp)
+    y = multiply_add(y, share_i, g_i - xp.sum(y, axis=1, keepdims=True), xp)
+    return u, y, multiply_add(carry, u, a_i, xp)
 
 
 def _scaled_rows(tril, inv_diagonal, xp):
@@ -760,7 +768,7 @@ def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u, collect_carry=
         u_steps[offset], y_steps[offset], carry_steps[offset] = u, y, carry
         carry = new_carry
         if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
-            rest = rest[:offset, ...] + rows[offset, :offset, ...] * y
+            rest = multiply_add(rest[:offset, ...], rows[offset, :offset, ...], y, xp)
     u = xp.concat(u_steps, axis=0) if collect_u else None
     carry_before = xp.concat(carry_steps, axis=0) if collect_carry else None
     return u, xp.concat(y_steps, axis=0), carry_before, carry

@@ -95,8 +95,8 @@ MUTANTS = [
     Mutant(
         "tail-side-swapped",
         "shared_math/_sweeps.py",
-        "below = 0.5 - 0.5 * sign  # 1 where z < 0",
-        "below = 0.5 + 0.5 * sign  # 1 where z < 0",
+        "above = xp.clip(sign, min=0.0)  # 1 where t_kd = 1 - G(z_kd)",
+        "above = xp.clip(-sign, min=0.0)  # 1 where t_kd = 1 - G(z_kd)",
         "sweep terms: the two CDF tails swapped",
         GRADIENT_TESTS,
     ),
