@@ -37,6 +37,7 @@ def chunk_of_four(monkeypatch):
     cleared before and after (jitted functions read the constant when traced)."""
     jax.clear_caches()
     monkeypatch.setattr(_sampling, "CHUNK_ELEMENTS", 4 * BATCH * K * D)
+    monkeypatch.setattr(_sampling, "FULL_COVARIANCE_MIN_CHUNK_SAMPLES", 1)
     yield
     jax.clear_caches()
 
@@ -107,6 +108,7 @@ def test_chunked_tangents_equal_one_pass(kind, estimator, monkeypatch):
     assert 4 < np.prod(SAMPLE_SHAPE) and np.prod(SAMPLE_SHAPE) % 4 != 0
     jax.clear_caches()
     monkeypatch.setattr(_sampling, "CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(_sampling, "FULL_COVARIANCE_MIN_CHUNK_SAMPLES", 1)
     try:
         chunked = _derivatives(kind, estimator)
     finally:
@@ -132,3 +134,22 @@ def test_chunks_are_used_above_the_threshold(chunk_of_four):
         return text.count("stablehlo.while")
 
     assert loops((4,)) < loops((21,))
+
+
+def test_full_covariance_chunks_hold_at_least_the_minimum_samples(chunk_of_four, monkeypatch):
+    """Full-covariance draws take chunks of at least ``FULL_COVARIANCE_MIN_CHUNK_SAMPLES``
+    samples (their sweeps pay a fixed cost per step and chunk): 21 samples in chunks of 4
+    add loops to the compiled gradient, with a minimum of 32 they run in one pass."""
+    locs, _, logits, scale_tril = _parameters()
+
+    def value(locs):
+        x = numpyro_gmm.MultivariateNormalMixture(locs, scale_tril, logits).sample(jax.random.PRNGKey(0), (21,))
+        return jnp.sum(x)
+
+    def loops():
+        jax.clear_caches()
+        return jax.jit(jax.grad(value)).lower(locs).as_text().count("stablehlo.while")
+
+    chunked = loops()
+    monkeypatch.setattr(_sampling, "FULL_COVARIANCE_MIN_CHUNK_SAMPLES", 32)
+    assert loops() < chunked
