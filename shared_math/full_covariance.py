@@ -729,7 +729,7 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
             rest = xp.zeros_like(terms.eps[start:stop, ...])
         else:  # s_ki / L_ii for i in the block, from every later dimension at once
             block_rows = xp.permute_dims(rows[stop:, start:stop, ..., 0], (2, 3, 1, 0))  # (K, P, B, D - stop)
-            rest = xp.permute_dims(xp.matmul(block_rows, _matrices(later, xp)), (2, 0, 1, 3))
+            rest = xp.permute_dims(xp.matmul(block_rows, later), (2, 0, 1, 3))
         block_slices = tuple(
             a[start:stop, ...]
             for a in (cotangent_t, eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
@@ -745,10 +745,11 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
         u_blocks.insert(0, block_u)
         if start == 0 and not (collect or collect_u):
             break
-        later = block_y if later is None else xp.concat([block_y, later], axis=0)
+        block_matrices = _matrices(block_y, xp)  # (K, P, B, Q): the layout of the products above
+        later = block_matrices if later is None else xp.concat([block_matrices, later], axis=2)
     return _ReverseSweep(
         u=_join(u_blocks, xp) if collect_u else None,
-        y=later if collect else None,
+        y=_event_major(later, xp) if collect else None,
         carry_before=_join(carry_blocks, xp) if collect else None,
         final_carry=carry,
     )
