@@ -676,17 +676,19 @@ def sweep_block_size(event_size):
     return max(1, math.ceil(math.sqrt(event_size / 2.0)))
 
 
-def _reverse_step(g_i, eps_inv_i, responsibilities_i, a_i, share_i, s_i, carry, xp):
+def _reverse_step(g_i, neg_eps_inv_i, responsibilities_i, a_i, share_i, neg_s_i, carry, xp):
     r"""One step of the reverse sweep (Eq. FC4) on ``(1, K, P, Q)`` slices; returns
     ``(u_i, y_i, new_carry)``.
 
-    ``s_i`` is :math:`s_{ki}/L_{k,ii}`.  :math:`y` of the most responsible component is
+    ``neg_s_i`` is :math:`-s_{ki}/L_{k,ii}` and ``neg_eps_inv_i`` :math:`-\varepsilon_{ki}/L_{k,ii}`
+    (negated, so that :math:`-h` and :math:`y = ur - h` take one fused operation each in
+    torch, :func:`multiply_add`).  :math:`y` of the most responsible component is
     replaced through :math:`\sum_ky_{ki}=g_i` (ties share the correction), since its two
     :math:`h` terms (one inside :math:`u_i`) cancel when :math:`r_{ki}\to1`.
     """
-    h = multiply_add(s_i, eps_inv_i, carry, xp)
-    u = g_i + xp.sum(h, axis=1, keepdims=True)
-    y = multiply_add(-h, u, responsibilities_i, xp)
+    neg_h = multiply_add(neg_s_i, neg_eps_inv_i, carry, xp)
+    u = g_i - xp.sum(neg_h, axis=1, keepdims=True)
+    y = multiply_add(neg_h, u, responsibilities_i, xp)
     y = multiply_add(y, share_i, g_i - xp.sum(y, axis=1, keepdims=True), xp)
     return u, y, multiply_add(carry, u, a_i, xp)
 
@@ -713,7 +715,7 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
     r"""Solve :math:`J^\top v=g` (Eq. FC4); a :class:`_ReverseSweep`.  ``collect=False``: only
     the final carry (what the ``logits`` gradient needs); ``collect_u``: also :math:`u` (the
     transpose of :func:`_forward_sweep`, which JAX's reverse mode uses)."""
-    eps_inv = terms.eps * terms.inv_diagonal
+    neg_eps_inv = terms.eps * (-terms.inv_diagonal)
     rows = _scaled_rows(terms.tril, terms.inv_diagonal, xp)
     size_d = terms.eps.shape[0]
     cotangent_t = xp.broadcast_to(cotangent_t, (size_d, 1) + tuple(terms.eps.shape[2:]))
@@ -727,12 +729,12 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
         start = max(0, stop - block)
         if later is None:
             rest = xp.zeros_like(terms.eps[start:stop, ...])
-        else:  # s_ki / L_ii for i in the block, from every later dimension at once
-            block_rows = xp.permute_dims(rows[stop:, start:stop, ..., 0], (2, 3, 1, 0))  # (K, P, B, D - stop)
+        else:  # -s_ki / L_ii for i in the block, from every later dimension at once
+            block_rows = xp.permute_dims(-rows[stop:, start:stop, ..., 0], (2, 3, 1, 0))  # (K, P, B, D - stop)
             rest = xp.permute_dims(xp.matmul(block_rows, later), (2, 0, 1, 3))
         block_slices = tuple(
             a[start:stop, ...]
-            for a in (cotangent_t, eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
+            for a in (cotangent_t, neg_eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
         )
         if scan:
             sweep = _reverse_block_scan(block_slices, rows[start:stop, start:stop, ...], rest, carry, xp)
@@ -756,20 +758,20 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
 
 
 def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u, collect_carry=True):
-    """One block of the eager reverse sweep: a Python loop whose carry ``rest`` keeps only the
-    rows not yet reached (it shrinks by one each step).  The carries before each step are
+    """One block of the eager reverse sweep: a Python loop whose carry ``rest`` (:math:`-s_k/L_{k,ii}`)
+    keeps only the rows not yet reached (it shrinks by one each step).  The carries before each step are
     joined only with ``collect_carry`` (``None`` otherwise: the logits-only sweep of
     ``"rao_blackwell"`` needs the final carry alone)."""
     size = slices[0].shape[0]
     u_steps, y_steps, carry_steps = [None] * size, [None] * size, [None] * size
     for offset in range(size - 1, -1, -1):
-        g_i, eps_inv_i, responsibilities_i, a_i, share_i = (a[offset : offset + 1, ...] for a in slices)
-        s_i = rest[offset : offset + 1, ...]
-        u, y, new_carry = _reverse_step(g_i, eps_inv_i, responsibilities_i, a_i, share_i, s_i, carry, xp)
+        g_i, neg_eps_inv_i, responsibilities_i, a_i, share_i = (a[offset : offset + 1, ...] for a in slices)
+        neg_s_i = rest[offset : offset + 1, ...]
+        u, y, new_carry = _reverse_step(g_i, neg_eps_inv_i, responsibilities_i, a_i, share_i, neg_s_i, carry, xp)
         u_steps[offset], y_steps[offset], carry_steps[offset] = u, y, carry
         carry = new_carry
-        if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal)
-            rest = multiply_add(rest[:offset, ...], rows[offset, :offset, ...], y, xp)
+        if offset > 0:  # s_k[start:i] += L_k[i, start:i] y_ki (scaled by the target diagonal; rest is -s)
+            rest = multiply_add(rest[:offset, ...], rows[offset, :offset, ...], y, xp, scale=-1.0)
     u = xp.concat(u_steps, axis=0) if collect_u else None
     carry_before = xp.concat(carry_steps, axis=0) if collect_carry else None
     return u, xp.concat(y_steps, axis=0), carry_before, carry
@@ -777,15 +779,15 @@ def _reverse_block_loop(slices, rows, rest, carry, xp, collect_u, collect_carry=
 
 def _reverse_block_scan(slices, rows, rest, carry, xp):
     """One block of the reverse sweep as a ``lax.scan`` (JAX) whose carry holds the block's
-    rows of :math:`s_k/L_{k,ii}` from the current dimension down (``rest[j]`` is
+    rows of :math:`-s_k/L_{k,ii}` from the current dimension down (``rest[j]`` is
     :math:`s_{k,i-j}` at step :math:`i`; :func:`_shifted_rows`): static slices only."""
     shifted = _shifted_rows(rows, xp, -1)  # [i, j] = L~_{k, i, i-1-j}
 
     def step(state, step_slices):
         carry, rest = state
-        g_i, eps_inv_i, responsibilities_i, a_i, share_i, row = step_slices
-        u, y, new_carry = _reverse_step(g_i, eps_inv_i, responsibilities_i, a_i, share_i, rest[:1, ...], carry, xp)
-        return (new_carry, _shift_down(rest, xp) + row * y), (u, y, carry)
+        g_i, neg_eps_inv_i, responsibilities_i, a_i, share_i, row = step_slices
+        u, y, new_carry = _reverse_step(g_i, neg_eps_inv_i, responsibilities_i, a_i, share_i, rest[:1, ...], carry, xp)
+        return (new_carry, _shift_down(rest, xp) - row * y), (u, y, carry)
 
     sequences = tuple(a[:, None, ...] for a in slices) + (shifted,)
     (carry, _), (u, y, carry_before) = sequential_scan(
