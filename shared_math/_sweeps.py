@@ -244,11 +244,7 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     # 1/sigma over every dimension d (a view where scales broadcast over d): the sweeps read it by d.
     inv_scales = xp.broadcast_to(1.0 / scales_t, (full_shape[0],) + tuple(scales_t.shape[1:]))
     log_pi = layout.weights(log_softmax(logits, xp))  # (1, K, ...)
-    # What each block needs from the dimension before it (d = -1: the prior).
-    joint_before = log_pi  # S_{k,d-1}
-    log_marginal_before = xp.zeros_like(log_pi[:, :1, ...])  # L_{d-1}
-    weights_first = xp.exp(log_pi)  # w_kd = r_{k,d-1}
-    largest_first = xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp))
+    joint_before = log_pi  # S_{k,d-1} (d = -1: the prior), row 0 of each block's joint log weights
     # z over every dimension at once (two passes), read by the blocks as views: cheaper than
     # joining per-block pieces afterwards (a copy of the whole array).
     z_all = (point - locs_t) * inv_scales
@@ -257,37 +253,36 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
         z = z_all[start:stop, ...]
         shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
         log_kernel = family.log_kernel(z, shape_block, xp)
-        joint = leading_cumsum(log_kernel + _event_slice(offsets, start, stop), xp, initial=joint_before)
+        # S_kd for d = start - 1 .. stop - 1, one row more than the block: a row's log-sum-exp
+        # is L_d and, one row later, L_{d-1}; its responsibilities are the next row's weights
+        # w_kd = r_{k,d-1} (w_k0 = pi_k), with no shifted copies.
+        joint = leading_cumsum(
+            log_kernel + _event_slice(offsets, start, stop), xp, initial=joint_before, keep_initial=True
+        )
         del log_kernel
         peak = xp.max(joint, axis=1, keepdims=True)
         shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
         joint_before = joint[-1:, ...]
         del joint
         total = xp.sum(shifted, axis=1, keepdims=True)
-        responsibilities = shifted * (1.0 / total)
+        responsibilities = shifted * (1.0 / total)  # rows d = start - 1 .. stop - 1
         # floor() keeps the entries equal to 1: the component of the largest weight w_kd = r_{k,d-1}.
-        largest_now = xp.floor(shifted)
+        largest_weight = xp.floor(shifted[:-1, ...])
         del shifted
-        largest_weight = _shift_in(largest_first, largest_now, xp)
-        largest_first = largest_now[-1:, ...]
-        del largest_now
-        log_marginal = peak + xp.log(total)  # L_d, (B, 1, ...)
-        log_density = log_marginal - _shift_in(log_marginal_before, log_marginal, xp)
-        log_marginal_before = log_marginal[-1:, ...]
+        log_marginal = peak + xp.log(total)  # L_d, (B + 1, 1, ...)
+        log_density = log_marginal[1:, ...] - log_marginal[:-1, ...]
         sign, tail = family.smaller_tail(z, shape_block, xp)
-        a_scaled = _scaled_cdf_terms(
-            sign, tail, _shift_in(weights_first, responsibilities, xp), log_density, largest_weight, xp
-        )
-        del sign, tail
-        weights_first = responsibilities[-1:, ...]
+        a_scaled = _scaled_cdf_terms(sign, tail, responsibilities[:-1, ...], log_density, largest_weight, xp)
+        del sign, tail, largest_weight
         a_blocks.append(a_scaled)
         if all_responsibilities:
-            responsibility_blocks.append(responsibilities)
+            responsibility_blocks.append(responsibilities[1:, ...])
+        last_responsibilities = responsibilities[-1:, ...]
         del z, a_scaled, responsibilities
     z, a_scaled = z_all, _join_blocks(a_blocks, xp)
     neg_score = z if family == NORMAL else family.neg_score(z, shape_t, xp)  # -psi(z) = z for the Normal
     del a_blocks
-    responsibilities = _join_blocks(responsibility_blocks, xp) if all_responsibilities else weights_first
+    responsibilities = _join_blocks(responsibility_blocks, xp) if all_responsibilities else last_responsibilities
     return SweepTerms(
         z=z, neg_score=neg_score, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled
     )
@@ -348,7 +343,9 @@ def _scaled_cdf_terms(sign, tail, weights, log_density, largest_weight, xp):
     above = xp.clip(sign, min=0.0)  # 1 where t_kd = 1 - G(z_kd)
     weights_above = above * weights_over_density
     lower_over_density = xp.sum(weights_above - signed_smaller, axis=1, keepdims=True)  # F/f
-    upper_over_density = xp.sum((weights_over_density - weights_above) + signed_smaller, axis=1, keepdims=True)  # (1-F)/f
+    upper_over_density = xp.sum(
+        (weights_over_density - weights_above) + signed_smaller, axis=1, keepdims=True
+    )  # (1-F)/f
     del weights_above
     # C_kd, the mixture's tail on the component's side (F below the median, 1 - F above)
     own_cdf_tail = multiply_add((1.0 - above) * (lower_over_density * density), above, upper_over_density * density, xp)

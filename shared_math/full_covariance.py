@@ -104,7 +104,7 @@ from ._backend import (
     sequential_scan,
     special,
 )
-from ._sweeps import _scaled_cdf_terms, _shift_in, event_blocks, sum_to_shape
+from ._sweeps import _scaled_cdf_terms, event_blocks, sum_to_shape
 from ._typing import Array, Namespace, Shape
 from .families import NORMAL, exp_of_log
 from .mixture import log_softmax, logsumexp
@@ -605,45 +605,44 @@ def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     eps, tril, diagonal = _whitened_residuals(x, locs, scale_tril, layout, xp)
     offsets = -(xp.log(diagonal) + LOG_SQRT_2PI)  # log N_kd = offsets_kd - eps_kd^2 / 2
     log_pi = layout.logits(log_softmax(logits, xp))  # (1, K, P, 1)
-    joint_before = log_pi  # S_{k,d-1}
-    log_marginal_before = xp.zeros_like(log_pi[:, :1, ...])  # Lambda_{d-1}
-    weights_first = xp.exp(log_pi)  # w_kd = r_{k,d-1}
-    largest_first = xp.floor(exp_of_log(log_pi - xp.max(log_pi, axis=1, keepdims=True), xp))
+    joint_before = log_pi  # S_{k,d-1}: row 0 of each block's joint log weights
     responsibility_blocks, a_blocks, share_blocks = [], [], []
     for start, stop in event_blocks(tuple(eps.shape), xp):
         eps_block = eps[start:stop, ...]
         log_normal = multiply_add(offsets[start:stop, ...], eps_block, eps_block, xp, scale=-0.5)
+        # S_{k,d} for d = start - 1 .. stop - 1 (one row more than the block): each row's
+        # log-sum-exp then serves as Lambda_d and, one row later, as Lambda_{d-1}, and its
+        # responsibilities as the next row's weights w_kd = r_{k,d-1} (w_k0 = pi_k).
         if fuses_elementwise(xp):  # one block: a product with a triangle of ones (XLA's dot is fast)
-            joint = joint_before + _cumulative_over_event(log_normal, xp)
+            first = xp.broadcast_to(joint_before, (1,) + tuple(log_normal.shape[1:]))
+            joint = xp.concat([first, joint_before + _cumulative_over_event(log_normal, xp)], axis=0)
         else:
-            joint = leading_cumsum(log_normal, xp, initial=joint_before)
+            joint = leading_cumsum(log_normal, xp, initial=joint_before, keep_initial=True)
         del log_normal
         peak = xp.max(joint, axis=1, keepdims=True)
         shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
         joint_before = joint[-1:, ...]
         del joint
         total = xp.sum(shifted, axis=1, keepdims=True)
-        responsibilities = shifted * (1.0 / total)
-        largest_now = xp.floor(shifted)  # 1 at the largest r_kd
+        responsibilities = shifted * (1.0 / total)  # rows d = start - 1 .. stop - 1
+        largest = xp.floor(shifted)  # 1 at the largest r_kd
         del shifted
         log_marginal = peak + xp.log(total)  # Lambda_d
-        log_density = log_marginal - _shift_in(log_marginal_before, log_marginal, xp)
-        log_marginal_before = log_marginal[-1:, ...]
         sign, tail = NORMAL.smaller_tail(eps_block, (), xp)
         a_blocks.append(
             _scaled_cdf_terms(
                 sign,
                 tail,
-                _shift_in(weights_first, responsibilities, xp),
-                log_density,
-                _shift_in(largest_first, largest_now, xp),
+                responsibilities[:-1, ...],
+                log_marginal[1:, ...] - log_marginal[:-1, ...],
+                largest[:-1, ...],
                 xp,
             )
         )
-        weights_first, largest_first = responsibilities[-1:, ...], largest_now[-1:, ...]
+        largest_now = largest[1:, ...]
         share_blocks.append(largest_now / xp.clip(xp.sum(largest_now, axis=1, keepdims=True), min=1.0))
-        responsibility_blocks.append(responsibilities)
-        del responsibilities, largest_now, log_density
+        responsibility_blocks.append(responsibilities[1:, ...])
+        del responsibilities, largest, largest_now, log_marginal
     return FullCovarianceTerms(
         eps=eps,
         tril=tril,

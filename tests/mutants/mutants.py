@@ -87,8 +87,8 @@ MUTANTS = [
     Mutant(
         "conditional-weights-not-shifted",
         "shared_math/_sweeps.py",
-        "sign, tail, _shift_in(weights_first, responsibilities, xp), log_density, largest_weight, xp",
-        "sign, tail, responsibilities, log_density, largest_weight, xp",
+        "a_scaled = _scaled_cdf_terms(sign, tail, responsibilities[:-1, ...], log_density, largest_weight, xp)",
+        "a_scaled = _scaled_cdf_terms(sign, tail, responsibilities[1:, ...], log_density, largest_weight, xp)",
         "sweep terms: w_kd = r_kd instead of r_{k,d-1} (conditional weights one dimension late)",
         GRADIENT_TESTS,
     ),
