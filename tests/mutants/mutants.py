@@ -346,15 +346,15 @@ MUTANTS = [
     Mutant(
         "fc-reverse-step-y-sign",
         "shared_math/full_covariance.py",
-        "y = u * responsibilities_i - h",
-        "y = u * responsibilities_i + h",
+        "y = multiply_add(neg_h, u, responsibilities_i, xp)",
+        "y = multiply_add(-neg_h, u, responsibilities_i, xp)",
         "full-covariance reverse sweep: y_ki = u_i r_ki + h_ki instead of - h_ki",
         ("tests/test_full_covariance_shared_math.py::test_implicit_vjp_and_jvp_match_full_jacobian",),
     ),
     Mutant(
         "fc-reverse-no-largest-correction",
         "shared_math/full_covariance.py",
-        "    y = y + share_i * (g_i - xp.sum(y, axis=1, keepdims=True))\n",
+        "    y = multiply_add(y, share_i, g_i - xp.sum(y, axis=1, keepdims=True), xp)\n",
         "",
         "full-covariance reverse sweep without the sum_k y_ki = g_i correction of the most responsible component",
         ("tests/test_full_covariance_shared_math.py::test_float32_locs_identity_on_random_hard_factors",),
