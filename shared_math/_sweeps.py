@@ -370,13 +370,14 @@ def reverse_sweep(terms, cotangent_t, xp, collect=True):
         return _blocked_reverse_sweep(terms, cotangent_t, xp, collect)
 
     def step(carry, slices):
-        g_i, neg_score_i, inv_i, a_i = slices
-        u_i = g_i + xp.sum(neg_score_i * (inv_i * carry), axis=0)  # gamma = -neg_score / sigma
+        g_i, neg_gamma_i, a_i = slices
+        u_i = g_i + xp.sum(neg_gamma_i * carry, axis=0)
         outputs = (u_i, carry) if collect else ()
-        return carry + u_i[None, ...] * a_i, outputs
+        return multiply_add(carry, u_i[None, ...], a_i, xp), outputs
 
     carry0 = xp.zeros_like(terms.z[0, ...])
-    sequences = (cotangent_t, terms.neg_score, terms.inv_scales, terms.a_scaled)
+    # -gamma = -psi/sigma formed once outside the loop (one pass instead of a product per step).
+    sequences = (cotangent_t, terms.neg_score * terms.inv_scales, terms.a_scaled)
     final, stacked = sequential_scan(step, carry0, sequences, xp, reverse=True)
     if not collect:
         return final
@@ -399,7 +400,7 @@ def forward_sweep(terms, scaled_transform_tangent, xp):
     def step(carry, slices):
         t_d, a_d, q_d = slices
         x_dot_d = -t_d - xp.sum(a_d * carry, axis=0)
-        return carry - q_d * x_dot_d[None, ...], (x_dot_d,)
+        return multiply_add(carry, q_d, x_dot_d[None, ...], xp, scale=-1.0), (x_dot_d,)
 
     carry0 = xp.zeros_like(terms.z[0, ...])
     # -gamma = -psi/sigma formed outside the scan: inside, JAX's linearization of the step

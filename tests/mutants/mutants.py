@@ -51,8 +51,8 @@ MUTANTS = [
     Mutant(
         "reverse-sweep-sign",
         "shared_math/_sweeps.py",
-        "u_i = g_i + xp.sum(neg_score_i * (inv_i * carry), axis=0)",
-        "u_i = g_i - xp.sum(neg_score_i * (inv_i * carry), axis=0)",
+        "u_i = g_i + xp.sum(neg_gamma_i * carry, axis=0)",
+        "u_i = g_i - xp.sum(neg_gamma_i * carry, axis=0)",
         "reverse sweep: gamma = +z/sigma instead of -z/sigma",
         GRADIENT_TESTS,
     ),
