@@ -339,7 +339,7 @@ def _scaled_cdf_terms(sign, tail, weights, log_density, largest_weight, xp):
     weights_over_density = weights * xp.exp(xp.clip(-log_density, max=bound))
     smaller = weights_over_density * tail  # P_kd
     signed_smaller = sign * smaller  # s_kd P_kd
-    # 0/1 masks by the side of the median (arithmetic: torch's where() is 10x a product).
+    # 0/1 masks by the side of the median (arithmetic: torch's where() costs 5-10x a product).
     above = xp.clip(sign, min=0.0)  # 1 where t_kd = 1 - G(z_kd)
     weights_above = above * weights_over_density
     lower_over_density = xp.sum(weights_above - signed_smaller, axis=1, keepdims=True)  # F/f

@@ -721,7 +721,7 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
     scan = fuses_elementwise(xp)
     carry = xp.zeros_like(terms.eps[:1, ...])
     block = jax_sweep_block_size(size_d) if scan else sweep_block_size(size_d)
-    later = None  # y of the dimensions already swept, (D - stop, K, P, Q)
+    later = None  # y of the dimensions already swept, as stacked matrices (K, P, D - stop, Q)
     carry_blocks: list[Any] = []
     u_blocks: list[Any] = []
     for stop in range(size_d, 0, -block):
