@@ -271,7 +271,7 @@ SMALL_SLICE = 1 << 12
 def leading_cumsum(values, xp, initial=None, keep_initial=False):
     """``initial + cumsum(values, axis=0)``; ``initial`` has a leading axis of length 1 and
     broadcasts against ``values`` (``None`` for zero).  ``keep_initial``: ``initial`` itself
-    (broadcast) as an extra first row (eager backends only; ``initial`` required)."""
+    (broadcast) as an extra first row (``initial`` required)."""
     if keep_initial and (is_jax_namespace(xp) or math.prod(values.shape[1:]) <= SMALL_SLICE):
         first = xp.broadcast_to(initial, (1,) + tuple(values.shape[1:]))
         return xp.concat([first, leading_cumsum(values, xp, initial=initial)], axis=0)
@@ -290,13 +290,11 @@ def leading_cumsum(values, xp, initial=None, keep_initial=False):
         # Few entries per step: the loop would be all per-operation overhead (D of them).
         total = xp.cumulative_sum(values, axis=0)
         return total if initial is None else total + initial
-    if keep_initial:  # the loop below, started one row earlier
-        running = [xp.broadcast_to(initial[0, ...], tuple(values.shape[1:]))]
-        for index in range(values.shape[0]):
-            running.append(running[-1] + values[index, ...])
-        return xp.stack(running, axis=0)
-    running = [values[0, ...] if initial is None else values[0, ...] + initial[0, ...]]
-    for index in range(1, values.shape[0]):
+    if keep_initial:  # the running sums start one row earlier, at initial itself
+        running, first_added = [xp.broadcast_to(initial[0, ...], tuple(values.shape[1:]))], 0
+    else:
+        running, first_added = [values[0, ...] if initial is None else values[0, ...] + initial[0, ...]], 1
+    for index in range(first_added, values.shape[0]):
         running.append(running[-1] + values[index, ...])
     return xp.stack(running, axis=0)
 

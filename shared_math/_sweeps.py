@@ -253,39 +253,62 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
         z = z_all[start:stop, ...]
         shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
         log_kernel = family.log_kernel(z, shape_block, xp)
-        # S_kd for d = start - 1 .. stop - 1, one row more than the block: a row's log-sum-exp
-        # is L_d and, one row later, L_{d-1}; its responsibilities are the next row's weights
-        # w_kd = r_{k,d-1} (w_k0 = pi_k), with no shifted copies.
+        # S_kd for d = start - 1 .. stop - 1, one row more than the block (block_weight_terms)
         joint = leading_cumsum(
             log_kernel + _event_slice(offsets, start, stop), xp, initial=joint_before, keep_initial=True
         )
         del log_kernel
-        peak = xp.max(joint, axis=1, keepdims=True)
-        shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
         joint_before = joint[-1:, ...]
+        responsibilities, _, a_scaled = block_weight_terms(
+            joint, lambda z=z, shape_block=shape_block: family.smaller_tail(z, shape_block, xp), xp
+        )
         del joint
-        total = xp.sum(shifted, axis=1, keepdims=True)
-        responsibilities = shifted * (1.0 / total)  # rows d = start - 1 .. stop - 1
-        # floor() keeps the entries equal to 1: the component of the largest weight w_kd = r_{k,d-1}.
-        largest_weight = xp.floor(shifted[:-1, ...])
-        del shifted
-        log_marginal = peak + xp.log(total)  # L_d, (B + 1, 1, ...)
-        log_density = log_marginal[1:, ...] - log_marginal[:-1, ...]
-        sign, tail = family.smaller_tail(z, shape_block, xp)
-        a_scaled = _scaled_cdf_terms(sign, tail, responsibilities[:-1, ...], log_density, largest_weight, xp)
-        del sign, tail, largest_weight
         a_blocks.append(a_scaled)
         if all_responsibilities:
             responsibility_blocks.append(responsibilities[1:, ...])
         last_responsibilities = responsibilities[-1:, ...]
         del z, a_scaled, responsibilities
-    z, a_scaled = z_all, _join_blocks(a_blocks, xp)
+    z, a_scaled = z_all, join_blocks(a_blocks, xp)
     neg_score = z if family == NORMAL else family.neg_score(z, shape_t, xp)  # -psi(z) = z for the Normal
     del a_blocks
-    responsibilities = _join_blocks(responsibility_blocks, xp) if all_responsibilities else last_responsibilities
+    responsibilities = join_blocks(responsibility_blocks, xp) if all_responsibilities else last_responsibilities
     return SweepTerms(
         z=z, neg_score=neg_score, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled
     )
+
+
+def block_weight_terms(joint, smaller_tail, xp):
+    r"""Responsibilities, largest-weight masks and :math:`\tilde a` of one event block
+    ``[start, stop)`` of the sweep terms (:func:`sweep_terms` has the formulas).
+
+    ``joint`` holds the joint log weights :math:`S_{kd}` of the rows
+    :math:`d = \text{start}-1, \dots, \text{stop}-1`, one row more than the block (row 0
+    is the prior :math:`\log\pi_k` for the first block): each row's log-sum-exp is
+    :math:`L_d` and, one row later, :math:`L_{d-1}`, and its responsibilities are the next
+    row's weights :math:`w_{kd} = r_{k,d-1}`, so nothing is shifted or copied.
+    ``smaller_tail()`` gives the block's ``(sign, tail)`` (called once the log-sum-exp's
+    temporaries are freed).  Returns ``(responsibilities, largest, a_scaled)``: the first two
+    for all ``B + 1`` rows (``largest`` is 1 at the largest :math:`r_{kd}`), ``a_scaled`` for
+    the block's ``B`` rows.
+    """
+    peak = xp.max(joint, axis=1, keepdims=True)
+    shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
+    total = xp.sum(shifted, axis=1, keepdims=True)
+    responsibilities = shifted * (1.0 / total)
+    # floor() keeps the entries equal to 1: the component of the largest r_kd (the weight w_{k,d+1}).
+    largest = xp.floor(shifted)
+    del shifted
+    log_marginal = peak + xp.log(total)  # L_d, (B + 1, 1, ...)
+    sign, tail = smaller_tail()
+    a_scaled = _scaled_cdf_terms(
+        sign,
+        tail,
+        responsibilities[:-1, ...],
+        log_marginal[1:, ...] - log_marginal[:-1, ...],
+        largest[:-1, ...],
+        xp,
+    )
+    return responsibilities, largest, a_scaled
 
 
 def _event_slice(array, start, stop):
@@ -293,7 +316,7 @@ def _event_slice(array, start, stop):
     return array if array.shape[0] == 1 else array[start:stop, ...]
 
 
-def _join_blocks(blocks, xp):
+def join_blocks(blocks, xp):
     return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=0)
 
 

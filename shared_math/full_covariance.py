@@ -52,7 +52,7 @@ A scalar and a :math:`D`-vector carry per component: :math:`O(KD^2)` per sample,
     \bar\ell_k = -\sum_d u_d\tilde a_{kd},
 
 and :math:`\sum_k\bar\mu_k = g` (moving every component moves the sample).  For diagonal
-:math:`L` this is exactly the diagonal implicit gradient of :mod:`shared_math.gradients`.
+:math:`L` this is exactly the diagonal implicit gradient of :mod:`shared_math.estimators`.
 
 **Forward sweep (FC6).**  :math:`J\dot x = -\dot T`: with :math:`\eta_k = L_k^{-1}\dot x`
 (forward substitution, carried), :math:`m_{kd}=\sum_{j<d}L_{k,dj}\eta_{kj}` and
@@ -69,7 +69,8 @@ implicit gradient (Graves 2016, Eq. 22, through the sweep above).
 **Layout and cost.**  Internally per-sample arrays are event-major ``(D, K, P, Q)``: the
 event, components, the flattened batch dimensions in which some parameter varies (``P``)
 and the flattened remaining (sample) dimensions (``Q``), so that one dimension's slice is
-contiguous (as in :mod:`shared_math.gradients`, whose tail terms are reused), the whitening
+contiguous (as in the diagonal sweeps of :mod:`shared_math._sweeps`, whose weight and tail
+terms are reused), the whitening
 is one batched triangular solve per component with ``Q`` right-hand sides (viewed as
 ``(K, P, D, Q)``), the cumulative sums over the event are matrix products with a triangle
 of ones, and the carries :math:`s_k` of the sweeps are updated a block of dimensions at a
@@ -104,9 +105,9 @@ from ._backend import (
     sequential_scan,
     special,
 )
-from ._sweeps import _scaled_cdf_terms, event_blocks, sum_to_shape
+from ._sweeps import block_weight_terms, event_blocks, join_blocks, sum_to_shape
 from ._typing import Array, Namespace, Shape
-from .families import NORMAL, exp_of_log
+from .families import NORMAL
 from .mixture import log_softmax, logsumexp
 
 __all__ = [
@@ -259,7 +260,7 @@ class _Layout:
     ``batch_shape`` is the broadcast of every leading (sample and batch) dimension, padded;
     ``P`` collects the dimensions in which some parameter has size > 1 and ``Q`` the others,
     each flattened.  Per-sample arrays are ``(D, K, P, Q)`` (points ``(D, 1, P, Q)``): one
-    dimension's slice is contiguous, as in :mod:`shared_math.gradients`.  ``locs`` become
+    dimension's slice is contiguous, as in the diagonal sweeps (:mod:`shared_math._sweeps`).  ``locs`` become
     ``(D, K, P, 1)``, ``logits`` ``(1, K, P, 1)`` and ``scale_tril`` stays a stack of matrices
     ``(K, P, D, D)``; :func:`_matrices` views a per-sample array as ``(K, P, D, Q)`` for matrix
     products and triangular solves.
@@ -592,15 +593,15 @@ class FullCovarianceTerms(NamedTuple):
 def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     r"""The :class:`FullCovarianceTerms` at ``x`` (arrays already promoted).
 
-    The weight recursion is that of :func:`shared_math.gradients.sweep_terms` with
+    The weight recursion is that of :func:`shared_math._sweeps.sweep_terms` with
     :math:`\varepsilon_{kd}` for :math:`z_{kd}` and :math:`L_{k,dd}` for :math:`\sigma_{kd}`,
-    in the same cache-sized event blocks (:func:`shared_math.gradients.event_blocks`): joint
+    in the same cache-sized event blocks (:func:`shared_math._sweeps.event_blocks`): joint
     log weights :math:`S_{kd}=\log\pi_k+\sum_{j\le d}\log N_{kj}`, their log-sum-exp
     :math:`\Lambda_d = \log p(x_{\le d})`, responsibilities :math:`r_{kd}=e^{S_{kd}-\Lambda_d}`,
     weights :math:`w_{kd}=r_{k,d-1}` (:math:`w_{k0}=\pi_k`), :math:`\log f_d = \Lambda_d-\Lambda_{d-1}`;
     the tails and :math:`\tilde a` (each component in its own smaller tail, the component of
-    the largest weight corrected through :math:`\sum_k a_{kd}=0`) come from
-    :func:`shared_math.gradients._scaled_cdf_terms` itself.
+    the largest weight corrected through :math:`\sum_k a_{kd}=0`) come from the same
+    :func:`shared_math._sweeps.block_weight_terms`.
     """
     eps, tril, diagonal = _whitened_residuals(x, locs, scale_tril, layout, xp)
     offsets = -(xp.log(diagonal) + LOG_SQRT_2PI)  # log N_kd = offsets_kd - eps_kd^2 / 2
@@ -610,51 +611,31 @@ def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     for start, stop in event_blocks(tuple(eps.shape), xp):
         eps_block = eps[start:stop, ...]
         log_normal = multiply_add(offsets[start:stop, ...], eps_block, eps_block, xp, scale=-0.5)
-        # S_{k,d} for d = start - 1 .. stop - 1 (one row more than the block): each row's
-        # log-sum-exp then serves as Lambda_d and, one row later, as Lambda_{d-1}, and its
-        # responsibilities as the next row's weights w_kd = r_{k,d-1} (w_k0 = pi_k).
+        # S_{k,d} for d = start - 1 .. stop - 1, one row more than the block (block_weight_terms)
         if fuses_elementwise(xp):  # one block: a product with a triangle of ones (XLA's dot is fast)
             first = xp.broadcast_to(joint_before, (1,) + tuple(log_normal.shape[1:]))
             joint = xp.concat([first, joint_before + _cumulative_over_event(log_normal, xp)], axis=0)
         else:
             joint = leading_cumsum(log_normal, xp, initial=joint_before, keep_initial=True)
         del log_normal
-        peak = xp.max(joint, axis=1, keepdims=True)
-        shifted = exp_of_log(joint - peak, xp)  # exactly 1 at the largest S_kd
         joint_before = joint[-1:, ...]
-        del joint
-        total = xp.sum(shifted, axis=1, keepdims=True)
-        responsibilities = shifted * (1.0 / total)  # rows d = start - 1 .. stop - 1
-        largest = xp.floor(shifted)  # 1 at the largest r_kd
-        del shifted
-        log_marginal = peak + xp.log(total)  # Lambda_d
-        sign, tail = NORMAL.smaller_tail(eps_block, (), xp)
-        a_blocks.append(
-            _scaled_cdf_terms(
-                sign,
-                tail,
-                responsibilities[:-1, ...],
-                log_marginal[1:, ...] - log_marginal[:-1, ...],
-                largest[:-1, ...],
-                xp,
-            )
+        responsibilities, largest, a_scaled = block_weight_terms(
+            joint, lambda eps_block=eps_block: NORMAL.smaller_tail(eps_block, (), xp), xp
         )
+        del joint
+        a_blocks.append(a_scaled)
         largest_now = largest[1:, ...]
         share_blocks.append(largest_now / xp.clip(xp.sum(largest_now, axis=1, keepdims=True), min=1.0))
         responsibility_blocks.append(responsibilities[1:, ...])
-        del responsibilities, largest, largest_now, log_marginal
+        del responsibilities, largest, largest_now, a_scaled
     return FullCovarianceTerms(
         eps=eps,
         tril=tril,
         inv_diagonal=1.0 / diagonal,
-        responsibilities=_join(responsibility_blocks, xp),
-        a_scaled=_join(a_blocks, xp),
-        largest_share=_join(share_blocks, xp),
+        responsibilities=join_blocks(responsibility_blocks, xp),
+        a_scaled=join_blocks(a_blocks, xp),
+        largest_share=join_blocks(share_blocks, xp),
     )
-
-
-def _join(blocks, xp):
-    return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -749,9 +730,9 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
         block_matrices = _matrices(block_y, xp)  # (K, P, B, Q): the layout of the products above
         later = block_matrices if later is None else xp.concat([block_matrices, later], axis=2)
     return _ReverseSweep(
-        u=_join(u_blocks, xp) if collect_u else None,
+        u=join_blocks(u_blocks, xp) if collect_u else None,
         y=_event_major(later, xp) if collect else None,
-        carry_before=_join(carry_blocks, xp) if collect else None,
+        carry_before=join_blocks(carry_blocks, xp) if collect else None,
         final_carry=carry,
     )
 
@@ -926,7 +907,7 @@ def _forward_sweep_scan(terms, t, columns, xp):
         x_dot_blocks.append(x_dot[:, 0, ...])
         eta = eta[:, 0, ...]
         earlier = eta if earlier is None else xp.concat([earlier, eta], axis=0)
-    return _join(x_dot_blocks, xp)
+    return join_blocks(x_dot_blocks, xp)
 
 
 def jax_sweep_block_size(event_size):

@@ -87,8 +87,8 @@ MUTANTS = [
     Mutant(
         "conditional-weights-not-shifted",
         "shared_math/_sweeps.py",
-        "a_scaled = _scaled_cdf_terms(sign, tail, responsibilities[:-1, ...], log_density, largest_weight, xp)",
-        "a_scaled = _scaled_cdf_terms(sign, tail, responsibilities[1:, ...], log_density, largest_weight, xp)",
+        "        responsibilities[:-1, ...],\n",
+        "        responsibilities[1:, ...],\n",
         "sweep terms: w_kd = r_kd instead of r_{k,d-1} (conditional weights one dimension late)",
         GRADIENT_TESTS,
     ),
