@@ -124,3 +124,38 @@ def test_sweep_block_size_by_slice(xp):
     assert gradients.sweep_block_size((256, 8, 256), xp.xp) == gradients.SWEEP_BLOCK == 32
     assert gradients.sweep_block_size((16, 8, 16), xp.xp) == 1
     assert gradients.sweep_block_size((128, 8, 1024), xp.xp) == 1
+
+
+@pytest.mark.parametrize("slice_shape", [(3, 2), (8, 1024)], ids=["small-slice", "loop"])
+@pytest.mark.parametrize("keep_initial", [False, True])
+def test_leading_cumsum_matches_numpy(xp, slice_shape, keep_initial):
+    """``leading_cumsum`` on every backend and both eager paths (``cumulative_sum`` for slices
+    of at most ``SMALL_SLICE`` entries, the running loop above): ``initial + cumsum`` along
+    axis 0, with ``initial`` (broadcast over the slice) as an extra first row when
+    ``keep_initial``; to 1e-12 against NumPy."""
+    rng = np.random.default_rng(11)
+    values = rng.standard_normal((5,) + slice_shape)
+    initial = rng.standard_normal((1, slice_shape[0], 1))
+    want = initial + np.cumsum(values, axis=0)
+    if keep_initial:
+        want = np.concatenate([np.broadcast_to(initial, (1,) + slice_shape), want], axis=0)
+    got = xp.call(
+        lambda v, i: shared_math._backend.leading_cumsum(v, xp.xp, initial=i, keep_initial=keep_initial),
+        xp.asarray(values),
+        xp.asarray(initial),
+    )
+    assert tuple(got.shape) == want.shape
+    np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, -1.0, -0.5])
+def test_multiply_add_matches_numpy(xp, scale):
+    """``multiply_add(b, l, r, scale=c)`` is ``b + c l r`` with broadcasting on every backend
+    (torch's ``addcmul``, plain arithmetic elsewhere)."""
+    rng = np.random.default_rng(12)
+    base, left, right = rng.standard_normal((4, 1, 6)), rng.standard_normal((1, 3, 6)), rng.standard_normal((4, 3, 1))
+    got = xp.call(
+        lambda b, l, r: shared_math._backend.multiply_add(b, l, r, xp.xp, scale=scale),
+        *(xp.asarray(a) for a in (base, left, right)),
+    )
+    np.testing.assert_allclose(xp.to_numpy(got), base + scale * left * right, rtol=1e-14, atol=1e-14)
