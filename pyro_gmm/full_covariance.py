@@ -35,7 +35,15 @@ import shared_math
 
 from ._typing import SizeLike, TensorLike
 from .autoguide import _MixtureAutoContinuous, _read_tensor
-from .distribution import FULL_COVARIANCE, DiagNormalMixture, _as_parameter_tensors, _is_tracing, _sample_function
+from .distribution import (
+    FULL_COVARIANCE,
+    DiagNormalMixture,
+    _as_parameter_tensors,
+    _expanded_to_batch,
+    _init_distribution,
+    _is_tracing,
+    _sample_function,
+)
 
 
 class MultivariateNormalMixture(TorchDistribution):
@@ -87,7 +95,7 @@ class MultivariateNormalMixture(TorchDistribution):
         validate = self._validate_args if validate_args is None else validate_args
         if validate and not _is_tracing():
             shared_math.check_full_covariance_values(locs, scale_tril, logits)
-        super().__init__(torch.Size(batch_shape), torch.Size((event_size,)), validate_args=validate_args)
+        _init_distribution(self, MultivariateNormalMixture, batch_shape, event_size, validate_args)
 
     def expand(
         self, batch_shape: SizeLike, _instance: MultivariateNormalMixture | None = None
@@ -142,7 +150,7 @@ class MultivariateNormalMixture(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         log_prob = shared_math.full_covariance_log_prob(value, self.locs, self.scale_tril, self.logits)
-        return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
+        return _expanded_to_batch(log_prob, self.batch_shape)
 
     #: The random inputs of one draw, ``(component_one_hot, noise)``: the same generator calls
     #: as :meth:`pyro_gmm.DiagNormalMixture.draw_noise` (so a diagonal ``scale_tril`` and the

@@ -12,6 +12,9 @@ Dispatched here:
   ``jax.scipy.special``), then an array-API implementation from :mod:`shared_math._special`
   (``betainc``, which torch lacks), then SciPy on the host for any other standard namespace
   (``array-api-strict`` in tests);
+* **log-sum-exp and log-softmax** (:func:`native_logsumexp`, :func:`native_log_softmax`):
+  torch's and JAX's own reductions, one fused kernel each in eager torch where the
+  array-API version takes about a dozen (``None`` for other namespaces);
 * ``promote``: the common floating dtype of the inputs (at least float32), and
   ``parameter_dtype``: the one rule both adapters use to choose their parameters' dtype;
 * ``sequential_scan``: the O(D) sweeps of the implicit gradient.  ``jax.lax.scan`` for JAX
@@ -187,6 +190,41 @@ def special(name, xp, *, native=True):
         lgamma = special("lgamma", xp)
         return lambda *arrays: implementation(*arrays, xp=xp, lgamma=lgamma)
     return _host_scipy(_HOST_SCIPY_NAMES[name], xp)
+
+
+def native_logsumexp(xp):
+    r"""The backend's own :math:`\log\sum\exp` as ``f(values, axis, keepdims)`` (``torch.logsumexp``,
+    ``jax.nn.logsumexp``), or ``None`` where there is none (NumPy, other namespaces).
+
+    Like the array-API version in :func:`shared_math.mixture.logsumexp`, both shift by the
+    maximum; unlike it, both give NaN gradients where every entry is :math:`-\infty`, which
+    the caller guards against.
+    """
+    backend = backend_name(xp)
+    if backend == "torch":
+        import torch
+
+        return lambda values, axis, keepdims: torch.logsumexp(values, dim=axis, keepdim=keepdims)
+    if backend == "jax":
+        import jax
+
+        return lambda values, axis, keepdims: jax.nn.logsumexp(values, axis=axis, keepdims=keepdims)
+    return None
+
+
+def native_log_softmax(xp):
+    """The backend's own log-softmax as ``f(values, axis)`` (``torch.log_softmax``,
+    ``jax.nn.log_softmax``), or ``None`` where there is none."""
+    backend = backend_name(xp)
+    if backend == "torch":
+        import torch
+
+        return lambda values, axis: torch.log_softmax(values, dim=axis)
+    if backend == "jax":
+        import jax
+
+        return lambda values, axis: jax.nn.log_softmax(values, axis=axis)
+    return None
 
 
 def has_special(name, xp):

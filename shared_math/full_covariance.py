@@ -232,6 +232,15 @@ def check_full_covariance_values(locs: Array, scale_tril: Array, logits: Array, 
     a nonzero entry above the diagonal (it is a Cholesky factor, not a covariance matrix;
     nothing is symmetrized or repaired).  Needs concrete values (outside ``jax.jit``)."""
     xp = get_namespace(locs, scale_tril, logits) if xp is None else xp
+    fine = (
+        xp.all(xp.isfinite(locs))
+        & xp.all(xp.isfinite(logits))
+        & xp.all(xp.isfinite(scale_tril))
+        & xp.all(_diagonal(scale_tril, xp) > 0)
+        & xp.all(xp.triu(scale_tril, k=1) == 0)
+    )
+    if bool(fine):  # one read of a device value when all is well; the messages below otherwise
+        return
     if bool(xp.any(~xp.isfinite(locs))):
         raise ValueError("locs must be finite (found NaN or infinity)")
     if bool(xp.any(~xp.isfinite(logits))):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._backend import get_namespace, promote
+from ._backend import get_namespace, native_log_softmax, native_logsumexp, promote
 from ._typing import Array, DType, Namespace
 from .families import LocationScaleFamily, exp_of_log, get_family
 
@@ -37,17 +37,30 @@ def logsumexp(values, axis, xp, keepdims=False):
     would otherwise turn an empty sum into :math:`\log(K e\,\text{tiny})`), :math:`+\infty`
     where any entry is, NaN where any entry is NaN.  Entries that are :math:`-\infty` get a
     zero gradient.
+
+    torch and JAX use their own reduction (:func:`~shared_math._backend.native_logsumexp`:
+    one kernel in eager torch instead of about a dozen) on the entries raised to the lowest
+    finite number, so that a row of :math:`-\infty` gets zero gradients rather than NaN, and
+    put the :math:`-\infty` back afterwards.
     """
-    peak = xp.max(values, axis=axis, keepdims=True)
-    empty = peak == -math.inf
-    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
-    out = xp.log(xp.sum(exp_of_log(values - peak, xp), axis=axis, keepdims=True)) + peak
-    out = xp.where(empty, xp.full_like(out, -math.inf), out)
-    return out if keepdims else xp.squeeze(out, axis=axis)
+    empty = xp.max(values, axis=axis, keepdims=keepdims) == -math.inf
+    native = native_logsumexp(xp)
+    if native is not None:
+        out = native(xp.clip(values, min=-float(xp.finfo(values.dtype).max)), axis, keepdims)
+    else:
+        peak = xp.max(values, axis=axis, keepdims=True)
+        peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
+        out = xp.log(xp.sum(exp_of_log(values - peak, xp), axis=axis, keepdims=True)) + peak
+        out = out if keepdims else xp.squeeze(out, axis=axis)
+    return xp.where(empty, xp.full_like(out, -math.inf), out)
 
 
 def log_softmax(logits, xp):
-    r"""Mixture log weights :math:`\log\pi_k = \ell_k - \log\sum_j e^{\ell_j}` along the last axis."""
+    r"""Mixture log weights :math:`\log\pi_k = \ell_k - \log\sum_j e^{\ell_j}` along the last axis
+    (the backend's own log-softmax where it has one, :func:`~shared_math._backend.native_log_softmax`)."""
+    native = native_log_softmax(xp)
+    if native is not None:
+        return native(logits, -1)
     return logits - logsumexp(logits, -1, xp, keepdims=True)
 
 
@@ -75,6 +88,12 @@ def family_and_shape(
     return family, shape_params
 
 
+def _standardized_values(x, locs, scales, xp):
+    r""":math:`z_{kd} = (x_d-\mu_{kd})/\sigma_{kd}`, shape ``(..., K, D)``, clipped to the finite range."""
+    largest = float(xp.finfo(locs.dtype).max)
+    return xp.clip((x[..., None, :] - locs) / scales, min=-largest, max=largest)
+
+
 def standardize(x, locs, scales, xp, family="normal", shape_params=()):
     r"""``(z, log_density)``: :math:`z_{kd}` and :math:`\log N_{kd}(x_d)`, shape ``(..., K, D)``.
 
@@ -82,10 +101,21 @@ def standardize(x, locs, scales, xp, family="normal", shape_params=()):
     density of :math:`-\infty` with zero (not NaN) gradients.
     """
     family = get_family(family)
-    largest = float(xp.finfo(locs.dtype).max)
-    z = xp.clip((x[..., None, :] - locs) / scales, min=-largest, max=largest)
+    z = _standardized_values(x, locs, scales, xp)
     log_density = family.log_kernel(z, shape_params, xp) - (family.log_normalizer(shape_params, xp) + xp.log(scales))
     return z, log_density
+
+
+def _summed_log_density(x, locs, scales, xp, family, shape_params):
+    r""":math:`\sum_d \log N_{kd}(x_d)`, shape ``(..., K)``: :func:`standardize`'s log density
+    summed over the event, with the terms that do not depend on :math:`x`
+    (:math:`\log\sigma_{kd}` and the family's normalizer) summed on the parameters' own
+    shape instead of on every sample's (one pass over ``(..., K, D)`` fewer each way)."""
+    family = get_family(family)
+    z = _standardized_values(x, locs, scales, xp)
+    offsets = family.log_normalizer(shape_params, xp) + xp.log(scales)
+    offsets = xp.broadcast_to(offsets, tuple(offsets.shape[:-1]) + (x.shape[-1],))
+    return xp.sum(family.log_kernel(z, shape_params, xp), axis=-1) - xp.sum(offsets, axis=-1)
 
 
 def log_prob(
@@ -104,8 +134,7 @@ def log_prob(
     """
     family, shape_params = family_and_shape(family, shape_params)
     xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
-    _, log_density = standardize(x, locs, scales, xp, family, shape_params)
-    return logsumexp(log_softmax(logits, xp) + xp.sum(log_density, axis=-1), -1, xp)
+    return logsumexp(log_softmax(logits, xp) + _summed_log_density(x, locs, scales, xp, family, shape_params), -1, xp)
 
 
 def responsibilities(
@@ -132,8 +161,7 @@ def responsibilities(
     """
     family, shape_params = family_and_shape(family, shape_params)
     xp, (x, locs, scales, logits, *shape_params) = promote(x, locs, scales, logits, *shape_params, xp=xp)
-    _, log_density = standardize(x, locs, scales, xp, family, shape_params)
-    log_joint = log_softmax(logits, xp) + xp.sum(log_density, axis=-1)
+    log_joint = log_softmax(logits, xp) + _summed_log_density(x, locs, scales, xp, family, shape_params)
     return xp.exp(log_joint - logsumexp(log_joint, -1, xp, keepdims=True))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -71,6 +72,13 @@ def check_parameter_values(
     is skipped (the adapters pass ``None`` for one that is not concrete).
     """
     xp = get_namespace(locs, scales, logits) if xp is None else xp
+    # One reduction and one read of the result when every value is fine (the common case: each
+    # read of a device value is a synchronization, and each small operation costs a few us).
+    checks = [xp.all(xp.isfinite(a)) for a in (locs, logits) if a is not None]
+    if scales is not None:
+        checks.append(xp.all((scales > 0) & (scales < math.inf)))  # False for NaN as well
+    if not checks or bool(functools.reduce(operator.and_, checks)):
+        return
     if locs is not None and bool(xp.any(~xp.isfinite(locs))):
         raise ValueError("locs must be finite (found NaN or infinity)")
     if logits is not None and bool(xp.any(~xp.isfinite(logits))):

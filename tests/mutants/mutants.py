@@ -152,10 +152,18 @@ MUTANTS = [
     Mutant(
         "log-prob-unnormalised-weights",
         "shared_math/mixture.py",
-        "return logsumexp(log_softmax(logits, xp) + xp.sum(log_density, axis=-1), -1, xp)",
-        "return logsumexp(logits + xp.sum(log_density, axis=-1), -1, xp)",
+        "return logsumexp(log_softmax(logits, xp) + _summed_log_density(x, locs, scales, xp, family, shape_params), -1, xp)",
+        "return logsumexp(logits + _summed_log_density(x, locs, scales, xp, family, shape_params), -1, xp)",
         "log_prob with the logits as log weights (no softmax normalisation)",
         ("tests/test_shared_math_values.py", "tests/conformance"),
+    ),
+    Mutant(
+        "log-prob-offsets-not-broadcast",
+        "shared_math/mixture.py",
+        "offsets = xp.broadcast_to(offsets, tuple(offsets.shape[:-1]) + (x.shape[-1],))",
+        "offsets = offsets",
+        "log_prob's log-scale terms summed once, not D times, when scales broadcast over the event",
+        ("tests/test_shared_math_values.py", "tests/conformance", "tests/test_pyro_distribution.py"),
     ),
     Mutant(
         "variance-scales-not-squared",
