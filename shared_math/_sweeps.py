@@ -248,29 +248,29 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     # z over every dimension at once (two passes), read by the blocks as views: cheaper than
     # joining per-block pieces afterwards (a copy of the whole array).
     z_all = (point - locs_t) * inv_scales
-    a_blocks, responsibility_blocks = [], []
+    a_blocks, responsibility_blocks, neg_score_blocks = [], [], []
     for start, stop in event_blocks(full_shape, xp):
         z = z_all[start:stop, ...]
         shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
-        log_kernel = family.log_kernel(z, shape_block, xp)
+        # The block's score while it is in cache (for the Normal, z itself: nothing to join).
+        log_kernel, neg_score, smaller_tail = family.sweep_block_terms(z, shape_block, xp)
+        neg_score_blocks.append(neg_score)
         # S_kd for d = start - 1 .. stop - 1, one row more than the block (block_weight_terms)
         joint = leading_cumsum(
             log_kernel + _event_slice(offsets, start, stop), xp, initial=joint_before, keep_initial=True
         )
         del log_kernel
         joint_before = joint[-1:, ...]
-        responsibilities, _, a_scaled = block_weight_terms(
-            joint, lambda z=z, shape_block=shape_block: family.smaller_tail(z, shape_block, xp), xp
-        )
+        responsibilities, _, a_scaled = block_weight_terms(joint, smaller_tail, xp)
         del joint
         a_blocks.append(a_scaled)
         if all_responsibilities:
             responsibility_blocks.append(responsibilities[1:, ...])
         last_responsibilities = responsibilities[-1:, ...]
-        del z, a_scaled, responsibilities
+        del z, a_scaled, responsibilities, neg_score, smaller_tail
     z, a_scaled = z_all, join_blocks(a_blocks, xp)
-    neg_score = z if family == NORMAL else family.neg_score(z, shape_t, xp)  # -psi(z) = z for the Normal
-    del a_blocks
+    neg_score = z if family == NORMAL else join_blocks(neg_score_blocks, xp)
+    del a_blocks, neg_score_blocks
     responsibilities = join_blocks(responsibility_blocks, xp) if all_responsibilities else last_responsibilities
     return SweepTerms(
         z=z, neg_score=neg_score, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=a_scaled

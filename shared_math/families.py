@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._backend import LOG_SQRT_2PI, fuses_elementwise, has_special, special, wide_dtype
@@ -222,6 +222,19 @@ class LocationScaleFamily:
 
     def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         raise NotImplementedError
+
+    def sweep_block_terms(
+        self, z: Array, shape: Sequence[Array], xp: Namespace
+    ) -> tuple[Array, Array, Callable[[], tuple[Array, Array]]]:
+        """``(log_kernel, neg_score, smaller_tail)`` of one block of standardized values, for
+        the sweep terms (``shared_math._sweeps.sweep_terms``); ``smaller_tail()`` is called
+        once the caller has freed its temporaries.  Families whose three functions share an
+        intermediate (the Gumbel's :math:`e^{-z}`) override this to compute it once."""
+        return (
+            self.log_kernel(z, shape, xp),
+            self.neg_score(z, shape, xp),
+            lambda: self.smaller_tail(z, shape, xp),
+        )
 
     def cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         r""":math:`G(z)` from the smaller tail (accurate in both tails)."""
@@ -550,19 +563,39 @@ class Gumbel(LocationScaleFamily):
         cap = math.log(float(xp.finfo(z.dtype).max))
         return exp_of_log(xp.clip(-z, max=cap), xp), -z > cap
 
-    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
-        decay, overflow = self._decay(z, xp)
+    def _log_kernel_from_decay(self, z, decay, overflow, xp):
         return xp.where(overflow, xp.full_like(z, -math.inf), -z - decay)
 
-    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
-        cap = 0.5 * -math.log(float(xp.finfo(z.dtype).smallest_normal))
-        return 1.0 - exp_of_log(xp.clip(-z, max=cap), xp)
+    def _neg_score_from_decay(self, decay, xp):
+        r""":math:`1 - e^{-z}` with :math:`e^{-z}` capped at :math:`1/\sqrt{\text{tiny}}`."""
+        return 1.0 - xp.clip(decay, max=1.0 / math.sqrt(float(xp.finfo(decay.dtype).smallest_normal)))
 
-    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
+    def _smaller_tail_from_decay(self, z, decay, xp):
         sign = _sign(z - self.median, xp)
-        decay, _ = self._decay(z, xp)
         tail = _split_by_sign(sign, exp_of_log(-decay, xp), -xp.expm1(-decay))
         return sign, xp.clip(tail, min=tail_floor(z.dtype, xp))
+
+    def log_kernel(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
+        decay, overflow = self._decay(z, xp)
+        return self._log_kernel_from_decay(z, decay, overflow, xp)
+
+    def neg_score(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
+        return self._neg_score_from_decay(self._decay(z, xp)[0], xp)
+
+    def smaller_tail(self, z: Array, shape: Sequence[Array], xp: Namespace) -> tuple[Array, Array]:
+        return self._smaller_tail_from_decay(z, self._decay(z, xp)[0], xp)
+
+    def sweep_block_terms(
+        self, z: Array, shape: Sequence[Array], xp: Namespace
+    ) -> tuple[Array, Array, Callable[[], tuple[Array, Array]]]:
+        """The three from one :math:`e^{-z}` (eager torch: the block's step ran 3-4 passes
+        of exponentials and clips fewer)."""
+        decay, overflow = self._decay(z, xp)
+        return (
+            self._log_kernel_from_decay(z, decay, overflow, xp),
+            self._neg_score_from_decay(decay, xp),
+            lambda: self._smaller_tail_from_decay(z, decay, xp),
+        )
 
     def log_cdf(self, z: Array, shape: Sequence[Array], xp: Namespace) -> Array:
         decay, overflow = self._decay(z, xp)

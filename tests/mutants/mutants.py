@@ -231,6 +231,14 @@ MUTANTS = [
         GRADIENT_TESTS,
     ),
     Mutant(
+        "gumbel-sweep-score-sign",
+        "shared_math/families.py",
+        "return 1.0 - xp.clip(decay, max=1.0 / math.sqrt(float(xp.finfo(decay.dtype).smallest_normal)))",
+        "return xp.clip(decay, max=1.0 / math.sqrt(float(xp.finfo(decay.dtype).smallest_normal))) - 1.0",
+        "the Gumbel score shared by the sweep terms with its sign flipped",
+        ("tests/test_families.py",),
+    ),
+    Mutant(
         "dtype-first-wins",
         "shared_math/_backend.py",
         "    return xp.result_type(*floating)\n",
