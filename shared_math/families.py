@@ -126,6 +126,18 @@ def inside_unit_disk(u, v, xp):
     return (w < 1.0) & (w > 0.0)
 
 
+def polar_candidates(draws):
+    r"""Candidate points to draw at once so that at least ``draws`` fall inside the unit disk
+    but for odds below :math:`10^{-10}`: the accepted count is Binomial(:math:`m`,
+    :math:`p=\pi/4`), and :math:`m = \lceil n/p + 6.5\sqrt{n(1-p)}/p + 8\rceil` puts
+    :math:`n` about 6.5 standard deviations below its mean (a caller redraws the rare
+    shortfall).  About :math:`1.29\,n` points for large :math:`n`, where redrawing every
+    point until all are accepted costs about :math:`\log n/\log(1/(1-p))` rounds of
+    :math:`n` (9 at :math:`n = 65536`)."""
+    p = math.pi / 4.0
+    return math.ceil(draws / p + 6.5 * math.sqrt(draws * (1.0 - p)) / p + 8.0)
+
+
 def student_t_from_disk(u, v, df, xp):
     r"""Bailey's polar method for Student-t draws (R. W. Bailey, "Polar generation of random
     variates with the t-distribution", *Math. Comp.* 62 (1994) 779-781): for :math:`(u, v)`

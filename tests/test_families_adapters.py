@@ -331,3 +331,19 @@ def test_numpyro_student_t_noise_follows_the_t_distribution(df):
     assert draws.dtype == np.float32 and np.all(np.isfinite(draws))
     for column, value in enumerate((df, 2.0 * df)):
         assert scipy.stats.kstest(draws[:, column], scipy.stats.t(value).cdf).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("candidates_per_draw", [0.5, 1.0])
+def test_numpyro_student_t_noise_redraws_a_shortfall(candidates_per_draw, monkeypatch):
+    """With too few candidate points for the draws (half of them, or one per draw, where
+    about 21% fall outside the disk), the slots left empty are redrawn in the while loop:
+    still finite, still Student-t (Kolmogorov-Smirnov against SciPy, p > 1e-4)."""
+    from numpyro_gmm._sampling import standard_noise
+
+    monkeypatch.setattr(
+        shared_math.families, "polar_candidates", lambda draws: max(1, int(candidates_per_draw * draws))
+    )
+    shape = (50_000,)
+    draws = np.asarray(standard_noise(jax.random.PRNGKey(3), "student_t", shape, (jnp.full(shape, 3.0),), jnp.float32))
+    assert draws.shape == shape and np.all(np.isfinite(draws))
+    assert scipy.stats.kstest(draws, scipy.stats.t(3.0).cdf).pvalue > 1e-4
