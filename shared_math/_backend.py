@@ -27,6 +27,8 @@ Dispatched here:
 * ``fuses_elementwise``: whether the namespace compiles and fuses elementwise steps (JAX), so
   that the gradients need not run them in cache-sized blocks;
 * ``solve_unit_triangular``: batched unit triangular solves (the blocked sweeps);
+* ``multiply_add`` and ``divide_add``: :math:`b + lr` and :math:`b + n/d` as one pass in
+  torch (``addcmul``, ``addcdiv``);
 * ``leading_cumsum``: cumulative sum along axis 0.  A loop of slice additions for torch and
   NumPy, whose ``cumsum`` along a leading axis is not vectorized over the trailing ones
   (5x slower than the loop at ``(16, 8, 4096)``), except for slices of at most
@@ -400,6 +402,17 @@ def contiguous(array, xp):
 
         return np.ascontiguousarray(array)
     return array
+
+
+def divide_add(base, numerator, denominator, xp):
+    r""":math:`b + n/d` (broadcasting) as one operation where the backend has it (torch's
+    ``addcdiv``; the same rounding as the quotient then the sum).  Used in the continued
+    fractions of :mod:`shared_math._special`, whose terms are a few passes each."""
+    if is_torch_namespace(xp):
+        import torch
+
+        return torch.addcdiv(base, numerator, denominator)
+    return base + numerator / denominator
 
 
 def multiply_add(base, left, right, xp, *, scale=1.0):

@@ -31,7 +31,7 @@ from typing import Any
 
 import array_api_compat
 
-from ._backend import fuses_elementwise, sequential_scan
+from ._backend import divide_add, fuses_elementwise, multiply_add, sequential_scan
 
 
 def continued_fraction_depth(dtype, xp, largest_parameter=None):
@@ -82,10 +82,11 @@ def evaluate_continued_fraction(coefficients, x, xp, *, alternative=None, select
     ``lax.scan`` (one traced step, not one per term: compile time); elsewhere in a loop.
     """
     differences = None if alternative is None else alternative - coefficients
+    one = xp.ones((), dtype=x.dtype, device=array_api_compat.device(x))
 
     def step(tail, slices):
-        kappa = slices[0] if differences is None else slices[0] + select * slices[1]
-        return 1.0 + (kappa * x) / tail, ()
+        kappa = slices[0] if differences is None else multiply_add(slices[0], select, slices[1], xp)
+        return divide_add(one, kappa * x, tail, xp), ()  # 1 + kappa x / tail
 
     tail = xp.ones_like(x) if select is None else xp.ones_like(x * select)
     if fuses_elementwise(xp):
