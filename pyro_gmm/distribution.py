@@ -23,6 +23,7 @@ Distributions", arXiv:1607.05690 (2016).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -299,11 +300,34 @@ def _inside_support(family, draws):
     return draws
 
 
+def _student_t_noise(df, shape, dtype, device):
+    r"""Student-t draws of shape ``shape`` (``df`` of that shape) by Bailey's polar method
+    (:func:`shared_math.families.student_t_from_disk`), as the NumPyro adapter draws them:
+    about :math:`1.29n` candidate points at once (:func:`shared_math.families.polar_candidates`),
+    the first :math:`n` inside the unit disk kept, the rare shortfall drawn again.  Two
+    uniforms per draw instead of torch's Gamma sampler (``StudentT.sample``): at
+    :math:`n = 65536`, float32, about 0.5 against 2.7 ms."""
+    size = math.prod(shape)
+    families = shared_math.families
+    pieces_u, pieces_v, have = [], [], 0
+    while have < size:
+        u, v = torch.rand((2, families.polar_candidates(size - have)), dtype=dtype, device=device) * 2.0 - 1.0
+        first_inside = torch.nonzero(families.inside_unit_disk(u, v, _TORCH_NAMESPACE)).squeeze(-1)[: size - have]
+        pieces_u.append(u[first_inside])
+        pieces_v.append(v[first_inside])
+        have += first_inside.numel()
+    u, v = torch.cat(pieces_u), torch.cat(pieces_v)
+    return families.student_t_from_disk(u, v, df.reshape(-1), _TORCH_NAMESPACE).reshape(shape)
+
+
 def _standard_noise(family, shape, chosen_shape_params, dtype, device):
     """Draws of the standardized ``family`` (location 0, scale 1) from torch's generator;
     ``chosen_shape_params`` are the shape parameters of each draw's component (shape ``shape``)."""
     if family == "normal":
         return torch.randn(shape, dtype=dtype, device=device)
+    if family == "student_t":
+        (df,) = chosen_shape_params
+        return _student_t_noise(df, tuple(shape), dtype, device)
     if chosen_shape_params:
         return _inside_support(family, _family_sampler(family, chosen_shape_params).sample())
     zeros, ones = torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device)

@@ -333,6 +333,27 @@ def test_numpyro_student_t_noise_follows_the_t_distribution(df):
         assert scipy.stats.kstest(draws[:, column], scipy.stats.t(value).cdf).pvalue > 1e-4
 
 
+@pytest.mark.parametrize("df", [0.5, 4.0, 50.0])
+@pytest.mark.parametrize("candidates_per_draw", [None, 0.5])
+def test_pyro_student_t_noise_follows_the_t_distribution(df, candidates_per_draw, monkeypatch):
+    """The Pyro adapter's Student-t noise (Bailey's polar method, as in NumPyro), per-draw
+    ``df``, float32: Kolmogorov-Smirnov against SciPy (p > 1e-4), also when half the
+    candidate points it needs are drawn at first (the shortfall drawn again)."""
+    from pyro_gmm.distribution import _standard_noise
+
+    if candidates_per_draw is not None:
+        monkeypatch.setattr(
+            shared_math.families, "polar_candidates", lambda draws: max(1, int(candidates_per_draw * draws))
+        )
+    shape = (50_000, 2)
+    dfs = torch.tensor([df, 2.0 * df], dtype=torch.float32).expand(shape)
+    torch.manual_seed(8)
+    draws = _standard_noise("student_t", torch.Size(shape), (dfs,), torch.float32, torch.device("cpu")).numpy()
+    assert draws.shape == shape and draws.dtype == np.float32 and np.all(np.isfinite(draws))
+    for column, value in enumerate((df, 2.0 * df)):
+        assert scipy.stats.kstest(draws[:, column], scipy.stats.t(value).cdf).pvalue > 1e-4
+
+
 @pytest.mark.parametrize("candidates_per_draw", [0.5, 1.0])
 def test_numpyro_student_t_noise_redraws_a_shortfall(candidates_per_draw, monkeypatch):
     """With too few candidate points for the draws (half of them, or one per draw, where
