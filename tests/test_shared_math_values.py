@@ -15,6 +15,7 @@ import functools
 import _reference as ref
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 
 import shared_math
@@ -279,3 +280,64 @@ def test_sample_from_noise_with_broadcast_parameters(xp, locs_shape, scales_shap
         xp.asarray(noise),
     )
     np.testing.assert_allclose(np.reshape(xp.to_numpy(got), want.shape), want, rtol=1e-14, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------
+# log-sum-exp and log-softmax: native in torch and JAX, the array-API version elsewhere.
+# ------------------------------------------------------------------------------------------
+
+_INF = np.inf
+_LOGSUMEXP_ROWS = np.array(
+    [
+        [0.0, -1.0, 2.0],  # ordinary
+        [-_INF, -_INF, -_INF],  # every entry -inf: -inf (not NaN)
+        [-_INF, 1.0, -_INF],  # -inf entries drop out
+        [_INF, 0.0, 1.0],  # +inf wins
+        [np.nan, 0.0, 1.0],  # NaN propagates
+        [-800.0, -801.0, -1000.0],  # far below exp's range
+        [-3e38, -3e38, 0.0],  # near the lowest float32
+    ]
+)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logsumexp_and_log_softmax_edge_values(xp, dtype):
+    from shared_math.mixture import log_softmax, logsumexp
+
+    values = xp.asarray(_LOGSUMEXP_ROWS, dtype)
+    got = xp.to_numpy(logsumexp(values, -1, xp.xp))
+    kept = xp.to_numpy(logsumexp(values, -1, xp.xp, keepdims=True))
+    with np.errstate(all="ignore"):
+        want = scipy.special.logsumexp(_LOGSUMEXP_ROWS.astype(dtype), axis=-1)
+    assert got.dtype == np.dtype(dtype) and kept.shape == (7, 1)
+    np.testing.assert_array_equal(kept[:, 0], got)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6 if dtype == "float32" else 1e-14)
+
+    logits = xp.asarray([[0.5, -_INF, 2.0], [1.0, 1.0, 1.0]], dtype)  # a component switched off by -inf
+    log_weights = xp.to_numpy(log_softmax(logits, xp.xp))
+    want_weights = scipy.special.log_softmax(np.array([[0.5, -_INF, 2.0], [1.0, 1.0, 1.0]]), axis=-1)
+    assert log_weights[0, 1] == -_INF
+    np.testing.assert_allclose(log_weights[:, [0, 2]], want_weights[:, [0, 2]], rtol=1e-6)
+
+
+def test_logsumexp_gradients_are_finite_where_every_entry_is_minus_infinity():
+    """The native reductions (torch.logsumexp, jax.nn.logsumexp) give NaN gradients for a row
+    of -inf; shared_math's wrapper gives zeros there and the softmax weights elsewhere."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    from shared_math._backend import get_namespace
+    from shared_math.mixture import logsumexp
+
+    rows = np.array([[-_INF, -_INF, -_INF], [0.0, -_INF, np.log(3.0)]])
+    want = np.array([[0.0, 0.0, 0.0], [0.25, 0.0, 0.75]])
+    values = torch.tensor(rows, requires_grad=True)
+    logsumexp(values, -1, get_namespace(values)).sum().backward()
+    np.testing.assert_allclose(values.grad.numpy(), want, rtol=1e-14, atol=0)
+
+    grad = jax.grad(lambda v: jnp.sum(logsumexp(v, -1, get_namespace(v))))(jnp.asarray(rows))
+    np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-14, atol=0)
