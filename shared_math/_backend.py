@@ -27,6 +27,8 @@ Dispatched here:
 * ``fuses_elementwise``: whether the namespace compiles and fuses elementwise steps (JAX), so
   that the gradients need not run them in cache-sized blocks;
 * ``solve_unit_triangular``: batched unit triangular solves (the blocked sweeps);
+* ``matmul``: matrix products at full float32 precision (JAX's default may use TF32 or
+  bfloat16 passes on accelerators);
 * ``multiply_add`` and ``divide_add``: :math:`b + lr` and :math:`b + n/d` as one pass in
   torch (``addcmul``, ``addcdiv``);
 * ``leading_cumsum``: cumulative sum along axis 0.  A loop of slice additions for torch and
@@ -402,6 +404,24 @@ def contiguous(array, xp):
 
         return np.ascontiguousarray(array)
     return array
+
+
+def matmul(left, right, xp):
+    r"""``left @ right`` (batched, as ``xp.matmul``) at full precision.
+
+    JAX's default precision for float32 products on accelerators may be reduced (TF32 on
+    recent NVIDIA GPUs, bfloat16 passes on TPUs): about three decimal digits, which would
+    shift a draw's point (:func:`shared_math.sample_from_noise` gathers by a one-hot
+    product) and the full-covariance sweeps by far more than their float32 rounding.  JAX
+    therefore asks for ``Precision.HIGHEST`` (on the CPU, float32 products are full
+    precision either way).  torch follows its own global setting, full float32 unless the
+    user lowers it (``torch.set_float32_matmul_precision``).
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.numpy.matmul(left, right, precision=jax.lax.Precision.HIGHEST)
+    return xp.matmul(left, right)
 
 
 def divide_add(base, numerator, denominator, xp):

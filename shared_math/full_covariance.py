@@ -100,6 +100,7 @@ from ._backend import (
     fuses_elementwise,
     get_namespace,
     leading_cumsum,
+    matmul,
     multiply_add,
     promote,
     sequential_scan,
@@ -452,7 +453,7 @@ def _cumulative_over_event(values, xp, exclusive=False):
     times slower in torch; this stays :math:`O(D^2)` per column like the rest)."""
     shape = tuple(values.shape)
     ones = _triangle_of_ones(shape[0], values.dtype, xp, array_api_compat.device(values), exclusive)
-    return xp.reshape(xp.matmul(ones, xp.reshape(values, (shape[0], -1))), shape)
+    return xp.reshape(matmul(ones, xp.reshape(values, (shape[0], -1)), xp), shape)
 
 
 def full_covariance_log_prob(
@@ -513,7 +514,7 @@ def full_covariance_covariance(locs: Array, scale_tril: Array, logits: Array, *,
     pi = xp.exp(log_softmax(logits, xp))[..., None]
     tril = xp.tril(scale_tril)
     centred = locs - xp.sum(pi * locs, axis=-2, keepdims=True)
-    within = xp.matmul(tril, xp.matrix_transpose(tril))
+    within = matmul(tril, xp.matrix_transpose(tril), xp)
     between = centred[..., :, None] * centred[..., None, :]
     return xp.sum(pi[..., None] * (within + between), axis=-3)
 
@@ -540,7 +541,7 @@ def full_covariance_component_samples(
     num_components, event_size = locs.shape[-2:]
     layout = _Layout(tuple(noise.shape)[:-2], (locs.shape[:-2], scale_tril.shape[:-3]), num_components, event_size, xp)
     tril = xp.tril(layout.scale_tril(scale_tril))
-    moved = xp.matmul(tril, _matrices(layout.per_sample_component_vectors(noise), xp))
+    moved = matmul(tril, _matrices(layout.per_sample_component_vectors(noise), xp), xp)
     return layout.per_sample_component_vectors_back(layout.locs(locs) + xp.permute_dims(moved, (2, 0, 1, 3)))
 
 
@@ -561,12 +562,12 @@ def full_covariance_sample_from_noise(
         # one: in torch 0.36 against 1.69 ms through the internal layout at N = 4096, K = 8,
         # D = 16; in JAX 0.6 against 3.6 ms at N = 1024, K = 8, D = 64.
         weights = xp.reshape(xp.permute_dims(xp.tril(scale_tril), (2, 0, 1)), (event_size, num_components * event_size))
-        moved = xp.reshape(xp.matmul(noise, weights), tuple(noise.shape[:-1]) + (num_components, event_size))
+        moved = xp.reshape(matmul(noise, weights, xp), tuple(noise.shape[:-1]) + (num_components, event_size))
         return xp.sum(xp.expand_dims(component_one_hot, axis=-1) * (locs + moved), axis=-2)
     sample_shape = _broadcast(tuple(component_one_hot.shape)[:-1], tuple(noise.shape)[:-1])
     layout = _Layout(sample_shape, (locs.shape[:-2], scale_tril.shape[:-3]), num_components, event_size, xp)
     tril = xp.tril(layout.scale_tril(scale_tril))
-    moved = xp.permute_dims(xp.matmul(tril, _matrices(layout.point(noise), xp)), (2, 0, 1, 3))  # (D, K, P, Q)
+    moved = xp.permute_dims(matmul(tril, _matrices(layout.point(noise), xp), xp), (2, 0, 1, 3))  # (D, K, P, Q)
     chosen = layout.per_sample_components(component_one_hot)
     return layout.point_back(xp.sum(chosen * (layout.locs(locs) + moved), axis=1, keepdims=True))
 
@@ -720,7 +721,7 @@ def _reverse_sweep(terms, cotangent_t, xp, collect=True, collect_u=False):
             rest = xp.zeros_like(terms.eps[start:stop, ...])
         else:  # -s_ki / L_ii for i in the block, from every later dimension at once
             block_rows = xp.permute_dims(-rows[stop:, start:stop, ..., 0], (2, 3, 1, 0))  # (K, P, B, D - stop)
-            rest = xp.permute_dims(xp.matmul(block_rows, later), (2, 0, 1, 3))
+            rest = xp.permute_dims(matmul(block_rows, later, xp), (2, 0, 1, 3))
         block_slices = tuple(
             a[start:stop, ...]
             for a in (cotangent_t, neg_eps_inv, terms.responsibilities, terms.a_scaled, terms.largest_share)
@@ -847,7 +848,7 @@ def _forward_sweep(terms, scaled_transform_tangent, xp):
         if earlier is None:
             rest = xp.zeros_like(terms.eps[start:stop, ...])
         else:  # m_kd for d in the block, from every earlier dimension at once
-            rest = xp.permute_dims(xp.matmul(strict[:, :, start:stop, :start], _matrices(earlier, xp)), (2, 0, 1, 3))
+            rest = xp.permute_dims(matmul(strict[:, :, start:stop, :start], _matrices(earlier, xp), xp), (2, 0, 1, 3))
         block_eta = []
         for d in range(start, stop):
             x_dot, eta, carry = _forward_step(
@@ -900,7 +901,7 @@ def _forward_sweep_scan(terms, t, columns, xp):
         if earlier is None:
             rest = xp.zeros_like(terms.eps[start:stop, ...])
         else:
-            rest = xp.permute_dims(xp.matmul(strict[:, :, start:stop, :start], _matrices(earlier, xp)), (2, 0, 1, 3))
+            rest = xp.permute_dims(matmul(strict[:, :, start:stop, :start], _matrices(earlier, xp), xp), (2, 0, 1, 3))
         shifted = _shifted_rows(columns[start:stop, start:stop, ...], xp, +1)  # [d, j] = L_{k, d+1+j, d}
 
         def step(state, slices):
@@ -946,7 +947,7 @@ def _prepare(x, locs, scale_tril, logits, extra, xp):
 def _tril_gradient(y, eps, xp):
     r""":math:`\operatorname{tril}\sum_q y_{k\cdot q}\varepsilon_{k\cdot q}^\top` from ``(D, K, P, Q)``
     arrays (``eps`` may have ``1`` for ``K``), ``(K, P, D, D)``."""
-    return xp.tril(xp.matmul(_matrices(y, xp), xp.matrix_transpose(_matrices(eps, xp))))
+    return xp.tril(matmul(_matrices(y, xp), xp.matrix_transpose(_matrices(eps, xp)), xp))
 
 
 def _embed_diagonal(values, xp):
@@ -1001,7 +1002,7 @@ def _scaled_transform_tangent(terms, layout, locs_dot, scale_tril_dot, logits_do
             pushed = pushed + _matrices(layout.locs(locs_dot), xp)
         if scale_tril_dot is not None:
             tril_dot = xp.tril(layout.scale_tril(scale_tril_dot))
-            pushed = pushed + xp.matmul(tril_dot, _matrices(eps, xp))
+            pushed = pushed + matmul(tril_dot, _matrices(eps, xp), xp)
             log_det_dot = _diagonal_event_major(tril_dot, xp) * terms.inv_diagonal
         eps_dot = -_event_major(_solve_lower_triangular(terms.tril, pushed, xp), xp)
         log_normal_dot = -(eps * eps_dot)
@@ -1078,7 +1079,7 @@ def _moved_by(layout, locs_dot, scale_tril_dot, directions, xp):
         moved = moved + layout.locs(locs_dot)
     if scale_tril_dot is not None:
         tril_dot = xp.tril(layout.scale_tril(scale_tril_dot))
-        moved = moved + _event_major(xp.matmul(tril_dot, _matrices(directions, xp)), xp)
+        moved = moved + _event_major(matmul(tril_dot, _matrices(directions, xp), xp), xp)
     return moved
 
 

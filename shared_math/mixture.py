@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._backend import get_namespace, native_log_softmax, native_logsumexp, promote
+from ._backend import get_namespace, matmul, native_log_softmax, native_logsumexp, promote
 from ._typing import Array, DType, Namespace
 from .families import LocationScaleFamily, exp_of_log, get_family
 
@@ -330,7 +330,7 @@ def sample_from_noise(
     num_components = component_one_hot.shape[-1]
     if locs.ndim == 2 and scales.ndim == 2 and locs.shape[0] == scales.shape[0] == num_components:
         # unbatched parameters, every component its own row: two matrix products
-        return xp.matmul(component_one_hot, locs) + xp.matmul(component_one_hot, scales) * noise
+        return matmul(component_one_hot, locs, xp) + matmul(component_one_hot, scales, xp) * noise
     chosen = component_one_hot[..., None]
     return xp.sum(chosen * locs, axis=-2) + xp.sum(chosen * scales, axis=-2) * noise
 

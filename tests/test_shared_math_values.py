@@ -341,3 +341,35 @@ def test_logsumexp_gradients_are_finite_where_every_entry_is_minus_infinity():
 
     grad = jax.grad(lambda v: jnp.sum(logsumexp(v, -1, get_namespace(v))))(jnp.asarray(rows))
     np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-14, atol=0)
+
+
+def test_jax_matrix_products_ask_for_full_precision():
+    """Every matrix product shared_math traces under JAX asks for ``Precision.HIGHEST``: on
+    GPUs JAX's default for float32 may be TF32 (about three decimal digits), which would move
+    the drawn points (a one-hot product gathers each draw's parameters) and the
+    full-covariance sweeps.  Checked on the jaxprs of a diagonal draw and of a
+    full-covariance draw's gradient (CPU products are full precision either way)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    locs = jnp.asarray(rng.standard_normal((3, 4)), jnp.float32)
+    scales = jnp.asarray(rng.uniform(0.5, 1.5, (3, 4)), jnp.float32)
+    one_hot = jnp.asarray(np.eye(3)[[0, 2, 1, 1]], jnp.float32)
+    noise = jnp.asarray(rng.standard_normal((4, 4)), jnp.float32)
+    tril = jnp.asarray(np.tril(rng.standard_normal((3, 4, 4))) * 0.2 + np.eye(4), jnp.float32)
+    logits = jnp.zeros(3, jnp.float32)
+    x = jnp.asarray(rng.standard_normal((5, 4)), jnp.float32)
+
+    def full_covariance_loss(locs, tril, logits):
+        return jnp.sum(shared_math.full_covariance_implicit_vjp(x, locs, tril, logits, x)[1])
+
+    jaxprs = [
+        jax.make_jaxpr(shared_math.sample_from_noise)(locs, scales, one_hot, noise),
+        jax.make_jaxpr(jax.grad(full_covariance_loss, argnums=(0, 1, 2)))(locs, tril, logits),
+    ]
+    for jaxpr in jaxprs:
+        text = str(jaxpr)
+        products = text.count("dot_general[")
+        assert products > 0
+        assert text.count("Precision.HIGHEST") >= products, text

@@ -405,8 +405,8 @@ MUTANTS = [
     Mutant(
         "fc-tril-gradient-not-triangular",
         "shared_math/full_covariance.py",
-        "    return xp.tril(xp.matmul(_matrices(y, xp), xp.matrix_transpose(_matrices(eps, xp))))\n",
-        "    return xp.matmul(_matrices(y, xp), xp.matrix_transpose(_matrices(eps, xp)))\n",
+        "    return xp.tril(matmul(_matrices(y, xp), xp.matrix_transpose(_matrices(eps, xp)), xp))\n",
+        "    return matmul(_matrices(y, xp), xp.matrix_transpose(_matrices(eps, xp)), xp)\n",
         "full covariance: scale_tril_bar = y eps^T without tril (nonzero gradient of the unread upper triangle)",
         ("tests/test_full_covariance_shared_math.py::test_upper_triangle_is_not_read_and_gets_zero_gradient",),
     ),
