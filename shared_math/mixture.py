@@ -43,16 +43,16 @@ def logsumexp(values, axis, xp, keepdims=False):
     finite number, so that a row of :math:`-\infty` gets zero gradients rather than NaN, and
     put the :math:`-\infty` back afterwards.
     """
-    empty = xp.max(values, axis=axis, keepdims=keepdims) == -math.inf
+    peak = xp.max(values, axis=axis, keepdims=True)
+    empty = peak == -math.inf
     native = native_logsumexp(xp)
     if native is not None:
-        out = native(xp.clip(values, min=-float(xp.finfo(values.dtype).max)), axis, keepdims)
+        out = native(xp.clip(values, min=-float(xp.finfo(values.dtype).max)), axis, True)
     else:
-        peak = xp.max(values, axis=axis, keepdims=True)
         peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
         out = xp.log(xp.sum(exp_of_log(values - peak, xp), axis=axis, keepdims=True)) + peak
-        out = out if keepdims else xp.squeeze(out, axis=axis)
-    return xp.where(empty, xp.full_like(out, -math.inf), out)
+    out = xp.where(empty, xp.full_like(out, -math.inf), out)
+    return out if keepdims else xp.squeeze(out, axis=axis)
 
 
 def log_softmax(logits, xp):
