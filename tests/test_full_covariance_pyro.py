@@ -206,6 +206,38 @@ def test_validation_names_scale_tril():
         MultivariateNormalMixture(locs, scale_tril, logits, estimator="nope")
 
 
+@pytest.mark.parametrize("full_covariance", [False, True], ids=["DiagNormalMixture", "MultivariateNormalMixture"])
+def test_default_validation_follows_pyro_enable_validation(full_covariance):
+    """``validate_args=None`` follows ``pyro.enable_validation`` (the constructors skip
+    torch's own constraint pass, so this is the only thing keeping the class-wide setting
+    in force): invalid parameters and values raise with validation on, pass with it off, and
+    an instance built with it on follows a later switch, as torch's distributions do."""
+    locs, scale_tril, logits = (a.detach() for a in mixture_parameters((), 2, 3, 43))
+    scales = torch.diagonal(scale_tril, dim1=-2, dim2=-1).clone()
+
+    def build(bad=False):
+        if full_covariance:
+            tril = scale_tril.clone()
+            if bad:
+                tril[0, 1, 1] = -0.5
+            return MultivariateNormalMixture(locs, tril, logits)
+        chosen = scales.clone()
+        if bad:
+            chosen[0, 1] = -0.5
+        return DiagNormalMixture(locs, chosen, logits)
+
+    nan_point = torch.full((3,), float("nan"), dtype=locs.dtype)
+    with pyro.validation_enabled(True):
+        mixture = build()
+        with pytest.raises(ValueError):
+            build(bad=True)
+        with pytest.raises(ValueError):
+            mixture.log_prob(nan_point)
+    with pyro.validation_enabled(False):
+        build(bad=True)
+        assert torch.isnan(mixture.log_prob(nan_point))  # the instance follows the switch
+
+
 def test_component_rsample_is_reparameterized():
     r""":math:`x_k = \mu_k + L_k\varepsilon_k`: gradients of :math:`\sum a\cdot x_k` are :math:`a` for
     every :math:`\mu_k` (times the number of draws) and :math:`\mathrm{tril}(a\varepsilon_k^\top)`."""
