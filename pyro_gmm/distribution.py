@@ -109,6 +109,8 @@ class _MixtureSampleBackward(torch.autograd.Function):
     inner noise drawn at ``rsample`` time and saved here (``(M, ...) + (K, D)`` uniforms or
     standardized draws; ``None`` for ``"exact"``).  With ``cdf_gradient=None`` the shape
     parameters are held fixed.  ``x`` itself gets no derivative (the noise is held fixed).
+    Logits that need no gradient are not asked for one (``logits_gradient=False``), which
+    spares ``"rao_blackwell"`` and ``"hybrid"`` the sweep over the dimensions (fixed weights).
 
     The Function saves its *input* ``x``, not the returned tensor, so the caller may edit the
     sample in place (``x.add_(1)``) before calling ``backward``, as with ``Normal.rsample``.
@@ -179,9 +181,12 @@ class _MixtureSampleBackward(torch.autograd.Function):
                 cdf_noise,
                 *shape_params,
             )
+        needs = ctx.needs_input_grad
+        # Fixed weights (logits without a gradient): "rao_blackwell" and "hybrid" skip the sweep.
+        options["logits_gradient"] = needs[3]
         if ctx.family == FULL_COVARIANCE:  # scales holds scale_tril
             bars: tuple[Any, ...] = shared_math.full_covariance_sample_vjp(
-                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x
+                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, logits_gradient=needs[3]
             )
         else:
             bars = shared_math.sample_vjp(
@@ -189,7 +194,6 @@ class _MixtureSampleBackward(torch.autograd.Function):
             )
         locs_bar, scales_bar, logits_bar = bars[:3]
         shape_bars = bars[3] if ctx.cdf_gradient is not None else (None,) * ctx.num_shape_params
-        needs = ctx.needs_input_grad
         shape_bars = tuple(b if needs[10 + i] else None for i, b in enumerate(shape_bars))
         held_fixed = (None,) * 6  # one_hot, noise, estimator, family, cdf_gradient, cdf_noise
         return (

@@ -278,6 +278,38 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     )
 
 
+def final_responsibility_terms(x, locs, scales, logits, xp, layout=None, family=NORMAL, shape_params=()):
+    r"""The part of :func:`sweep_terms` that needs no sweep: a :class:`SweepTerms` with ``z``,
+    ``inv_scales`` and the final responsibilities :math:`r_k(x)` as ``(1, K, ...)``;
+    ``neg_score`` and ``a_scaled`` are ``None``.
+
+    This is all that ``"rao_blackwell"`` reads when no ``logits`` gradient is asked for (and
+    ``"hybrid"``, for its shape-parameter velocities): :math:`r_k(x) =
+    \operatorname{softmax}_k\big(\log\pi_k + \sum_d\log N_{kd}\big)` is the last row of
+    :func:`sweep_terms`' responsibilities, here without the conditional weights, tails and
+    :math:`\tilde a` of every dimension, or the sweep that reads them.  The event sum is
+    taken block by block (:func:`event_blocks`); the terms that do not depend on :math:`x`
+    (:math:`\log\sigma_{kd}` and the normalizer) are summed on the parameters' shape.
+    """
+    layout = make_layout(x, locs, scales, logits, xp, shape_params) if layout is None else layout
+    scales_t = layout.components(scales)
+    shape_t = tuple(layout.components(p) for p in shape_params)
+    point = xp.expand_dims(layout.point(x), axis=1)
+    locs_t = layout.components(locs)
+    full_shape = tuple(max(a, b) for a, b in zip(point.shape, locs_t.shape))  # (D, K, ...)
+    offsets = -(xp.log(scales_t) + family.log_normalizer(shape_t, xp))  # log N_kd = offsets_kd + kernel(z_kd)
+    offsets = xp.broadcast_to(offsets, (full_shape[0],) + tuple(offsets.shape[1:]))
+    inv_scales = xp.broadcast_to(1.0 / scales_t, (full_shape[0],) + tuple(scales_t.shape[1:]))
+    z = (point - locs_t) * inv_scales
+    joint = layout.weights(log_softmax(logits, xp)) + xp.sum(offsets, axis=0, keepdims=True)  # (1, K, ...)
+    for start, stop in event_blocks(full_shape, xp):
+        shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
+        joint = joint + xp.sum(family.log_kernel(z[start:stop, ...], shape_block, xp), axis=0, keepdims=True)
+    shifted = exp_of_log(joint - xp.max(joint, axis=1, keepdims=True), xp)
+    responsibilities = shifted * (1.0 / xp.sum(shifted, axis=1, keepdims=True))
+    return SweepTerms(z=z, neg_score=None, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=None)
+
+
 def block_weight_terms(joint, smaller_tail, xp):
     r"""Responsibilities, largest-weight masks and :math:`\tilde a` of one event block
     ``[start, stop)`` of the sweep terms (:func:`sweep_terms` has the formulas).

@@ -35,6 +35,7 @@ from ._backend import promote, subnormals_flushed
 from ._sweeps import (
     event_block_shape,
     event_blocks,
+    final_responsibility_terms,
     forward_sweep,
     join_event_blocks,
     make_layout,
@@ -78,7 +79,15 @@ def _estimator_function(function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def wrapper(
-        *args, family="normal", shape_params=(), cdf_gradient=None, cdf_noise=None, shape_dots=None, xp=None, **named
+        *args,
+        family="normal",
+        shape_params=(),
+        cdf_gradient=None,
+        cdf_noise=None,
+        shape_dots=None,
+        logits_gradient=True,
+        xp=None,
+        **named,
     ):
         unknown = set(named) - set(array_names[len(args) :])
         if unknown or len(args) > len(array_names):
@@ -87,6 +96,8 @@ def _estimator_function(function: Callable[..., Any]) -> Callable[..., Any]:
             )
         if shape_dots is not None and not takes_tangents:
             raise TypeError(f"{function.__name__}() got unexpected argument 'shape_dots'")
+        if logits_gradient is not True and takes_tangents:
+            raise TypeError(f"{function.__name__}() got unexpected argument 'logits_gradient' (pass logits_dot=None)")
         arrays = list(args) + [named.get(name) for name in array_names[len(args) :]]
         family, shape_params = family_and_shape(family, shape_params)
         shape_dots = tuple(shape_dots) if shape_dots is not None else ()
@@ -110,6 +121,8 @@ def _estimator_function(function: Callable[..., Any]) -> Callable[..., Any]:
         options = {"family": family, "shape_params": shape_params, "cdf": cdf, "xp": xp}
         if takes_tangents:
             options["shape_dots"] = shape_dots
+        else:
+            options["logits_gradient"] = bool(logits_gradient)
         with subnormals_flushed(xp):
             return function(*arrays, **options)
 
@@ -135,6 +148,8 @@ def _public_signature(function: Callable[..., Any], takes_tangents: bool) -> ins
         options.append(
             inspect.Parameter("shape_dots", keyword, default=None, annotation="Sequence[Array | None] | None")
         )
+    else:
+        options.append(inspect.Parameter("logits_gradient", keyword, default=True, annotation="bool"))
     options.append(inspect.Parameter("xp", keyword, default=None, annotation="Namespace | None"))
     return internal.replace(parameters=arrays + options)
 
@@ -172,6 +187,7 @@ def implicit_vjp(
     family: LocationScaleFamily,
     shape_params: tuple[Array, ...],
     cdf: CDFGradient | None,
+    logits_gradient: bool,
     xp: Namespace,
 ) -> tuple[Array, ...]:
     r"""Reverse-mode implicit gradient: ``(locs_bar, scales_bar, logits_bar)``, plus
@@ -205,6 +221,11 @@ def implicit_vjp(
     support is the real line, ``locs``/``scales`` use sampled velocities too
     (:math:`\bar\mu = u r v_\mu + E\psi/\sigma`, :math:`\bar\sigma = u r v_\sigma + E(1+z\psi)/\sigma`).
     Without ``cdf_gradient`` the shape parameters are held fixed (the 3-tuple of before).
+
+    ``logits_gradient=False`` (in this and every other estimator) returns ``None`` for
+    ``logits_bar``.  Here that saves nothing, since the ``locs``/``scales`` gradient needs
+    the same sweep; :func:`rao_blackwell_vjp` and :func:`hybrid_vjp` then skip the sweep
+    and every per-dimension term it reads.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     terms = sweep_terms(x, locs, scales, logits, xp, layout, family=family, shape_params=shape_params)
@@ -248,7 +269,7 @@ def implicit_vjp(
     result = (
         join_event_blocks(locs_pieces, locs.shape, xp),
         join_event_blocks(scales_pieces, scales.shape, xp),
-        layout.weights_parameter(-final_carry, logits.shape),
+        layout.weights_parameter(-final_carry, logits.shape) if logits_gradient else None,
     )
     return _with_shape(result, cdf, shape_bars)
 
@@ -356,6 +377,7 @@ def hybrid_vjp(
     family: LocationScaleFamily,
     shape_params: tuple[Array, ...],
     cdf: CDFGradient | None,
+    logits_gradient: bool,
     xp: Namespace,
 ) -> tuple[Array, ...]:
     r"""The ``"hybrid"`` estimator: chosen-component gradient for ``locs``/``scales``,
@@ -367,11 +389,15 @@ def hybrid_vjp(
     :math:`\bar\theta_{kd} = [k\text{ chosen}]\,g_d V_{kd}`.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
-    terms = sweep_terms(
-        x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
-    )
     cotangent_t = layout.point(cotangent)
-    final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
+    logits_bar = None
+    if logits_gradient:
+        terms = sweep_terms(
+            x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
+        )
+        logits_bar = layout.weights_parameter(-reverse_sweep(terms, cotangent_t, xp, collect=False), logits.shape)
+    elif cdf is not None:  # only z, for the velocities
+        terms = final_responsibility_terms(x, locs, scales, logits, xp, layout, family, shape_params)
     locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
     shape_bars = ()
     if cdf is not None:
@@ -382,7 +408,7 @@ def hybrid_vjp(
         )
         if sampled_locs is not None:
             locs_bar, scales_bar = sampled_locs, sampled_scales
-    return _with_shape((locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)), cdf, shape_bars)
+    return _with_shape((locs_bar, scales_bar, logits_bar), cdf, shape_bars)
 
 
 @_estimator_function
@@ -447,6 +473,7 @@ def rao_blackwell_vjp(
     family: LocationScaleFamily,
     shape_params: tuple[Array, ...],
     cdf: CDFGradient | None,
+    logits_gradient: bool,
     xp: Namespace,
 ) -> tuple[Array, ...]:
     r"""The ``"rao_blackwell"`` estimator: the chosen-component gradient averaged over the
@@ -470,13 +497,21 @@ def rao_blackwell_vjp(
     :math:`\bar\theta_{kd} = r_k(x)\,g_d\,V_{kd}`: the velocity :math:`r_k(x)V_{kd}e_d` solves
     the continuity equation for :math:`\theta_{kd}` too, since
     :math:`\partial_d(N_{kd}V_{kd}) = -\partial_\theta N_{kd}` for the component's own velocity.
+
+    With ``logits_gradient=False`` only :math:`z` and :math:`r_k(x)` are formed
+    (:func:`~shared_math._sweeps.final_responsibility_terms`): no sweep, no tails, about the
+    cost of a ``log_prob`` and its gradient.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
-    terms = sweep_terms(
-        x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
-    )
     cotangent_t = layout.point(cotangent)
-    final_carry = reverse_sweep(terms, cotangent_t, xp, collect=False)
+    logits_bar = None
+    if logits_gradient:
+        terms = sweep_terms(
+            x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
+        )
+        logits_bar = layout.weights_parameter(-reverse_sweep(terms, cotangent_t, xp, collect=False), logits.shape)
+    else:
+        terms = final_responsibility_terms(x, locs, scales, logits, xp, layout, family, shape_params)
     locs_pieces, scales_pieces = [], []
     for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
         cotangent_block = xp.expand_dims(cotangent_t[start:stop, ...], axis=1)
@@ -498,7 +533,7 @@ def rao_blackwell_vjp(
         )
         if sampled_locs is not None:
             locs_bar, scales_bar = sampled_locs, sampled_scales
-    return _with_shape((locs_bar, scales_bar, layout.weights_parameter(-final_carry, logits.shape)), cdf, shape_bars)
+    return _with_shape((locs_bar, scales_bar, logits_bar), cdf, shape_bars)
 
 
 @_estimator_function
@@ -521,9 +556,12 @@ def rao_blackwell_jvp(
     :math:`\dot x_d = \sum_k r_k(x)(\dot\mu_{kd} + z_{kd}\dot\sigma_{kd} + \sum_\theta V_{kd}\dot\theta_{kd})
     + \dot x_d^{\text{implicit}}(\dot\ell)`."""
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
-    terms = sweep_terms(
-        x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
-    )
+    if logits_dot is None:  # no sweep: z and r_k(x) only
+        terms = final_responsibility_terms(x, locs, scales, logits, xp, layout, family, shape_params)
+    else:
+        terms = sweep_terms(
+            x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
+        )
     x_dot = xp.zeros_like(terms.z[:, 0, ...])
     if logits_dot is not None:
         x_dot = forward_sweep(terms, scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)
@@ -610,6 +648,7 @@ def sample_vjp(
     shape_params: Sequence[Array] = (),
     cdf_gradient: str | None = None,
     cdf_noise: Array | None = None,
+    logits_gradient: bool = True,
     xp: Namespace | None = None,
 ) -> tuple[Array, ...]:
     """``(locs_bar, scales_bar, logits_bar)`` of a draw ``x`` under ``estimator`` (any of
@@ -617,6 +656,8 @@ def sample_vjp(
     :func:`implicit_vjp`).
 
     ``component_one_hot`` and ``noise`` are the draw's random inputs (read by ``"hybrid"``).
+    ``logits_gradient=False``: ``logits_bar`` is ``None``, and ``"rao_blackwell"`` and
+    ``"hybrid"`` skip the sweep that only it needs (fixed mixture weights).
     """
     entry = ESTIMATORS[resolve_estimator(estimator)]
     options = {
@@ -624,6 +665,7 @@ def sample_vjp(
         "shape_params": shape_params,
         "cdf_gradient": cdf_gradient,
         "cdf_noise": cdf_noise,
+        "logits_gradient": logits_gradient,
         "xp": xp,
     }
     if entry.uses_draw:

@@ -108,7 +108,7 @@ from ._backend import (
 )
 from ._sweeps import block_weight_terms, event_blocks, join_blocks, sum_to_shape
 from ._typing import Array, Namespace, Shape
-from .families import NORMAL
+from .families import NORMAL, exp_of_log
 from .mixture import log_softmax, logsumexp
 
 __all__ = [
@@ -648,6 +648,30 @@ def _sweep_terms(x, locs, scale_tril, logits, layout, xp):
     )
 
 
+def _final_responsibility_terms(x, locs, scale_tril, logits, layout, xp):
+    r"""The part of :func:`_sweep_terms` that needs no sweep: :class:`FullCovarianceTerms` with
+    ``eps``, ``tril``, ``inv_diagonal`` and the final responsibilities :math:`r_k(x)` as
+    ``(1, K, P, Q)`` (``a_scaled`` and ``largest_share`` are ``None``).
+
+    :math:`r_k(x) = \operatorname{softmax}_k\big(\log\pi_k - \tfrac12\sum_d\varepsilon_{kd}^2
+    - \sum_d\log L_{k,dd}\big)` (the common :math:`D\log\sqrt{2\pi}` cancels): all that
+    ``"rao_blackwell"`` reads when no ``logits`` gradient is asked for.
+    """
+    eps, tril, diagonal = _whitened_residuals(x, locs, scale_tril, layout, xp)
+    log_weights = layout.logits(log_softmax(logits, xp)) - xp.sum(xp.log(diagonal), axis=0, keepdims=True)
+    joint = log_weights - 0.5 * xp.sum(eps * eps, axis=0, keepdims=True)  # (1, K, P, Q)
+    shifted = exp_of_log(joint - xp.max(joint, axis=1, keepdims=True), xp)
+    responsibilities = shifted * (1.0 / xp.sum(shifted, axis=1, keepdims=True))
+    return FullCovarianceTerms(
+        eps=eps,
+        tril=tril,
+        inv_diagonal=1.0 / diagonal,
+        responsibilities=responsibilities,
+        a_scaled=None,
+        largest_share=None,
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # The sweeps.
 # ------------------------------------------------------------------------------------------
@@ -959,7 +983,14 @@ def _embed_diagonal(values, xp):
 
 @flushing_subnormals
 def full_covariance_implicit_vjp(
-    x: Array, locs: Array, scale_tril: Array, logits: Array, cotangent: Array, *, xp: Namespace | None = None
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    cotangent: Array,
+    *,
+    logits_gradient: bool = True,
+    xp: Namespace | None = None,
 ) -> tuple[Array, Array, Array]:
     r"""Reverse-mode implicit gradient ``(locs_bar, scale_tril_bar, logits_bar)`` (Eqs. FC4-FC5).
 
@@ -967,7 +998,8 @@ def full_covariance_implicit_vjp(
     (Graves 2016, Eq. 6), ``cotangent`` :math:`g=\partial L/\partial x` of the same shape.
     Results have the parameters' shapes (summed over sample and broadcast dimensions); the
     strict upper triangle of ``scale_tril_bar`` is zero.  :math:`O(NKD^2)` time, :math:`O(NKD)`
-    memory.
+    memory.  ``logits_gradient=False`` returns ``None`` for ``logits_bar`` (the same sweep is
+    needed for the other two; ``"rao_blackwell"`` and ``"hybrid"`` then skip it).
     """
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
     terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
@@ -977,7 +1009,7 @@ def full_covariance_implicit_vjp(
     return (
         layout.locs_back(xp.sum(y, axis=3), locs.shape),
         layout.scale_tril_back(tril_bar, scale_tril.shape),
-        layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape),
+        layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape) if logits_gradient else None,
     )
 
 
@@ -1052,6 +1084,7 @@ def full_covariance_hybrid_vjp(
     noise: Array,
     cotangent: Array,
     *,
+    logits_gradient: bool = True,
     xp: Namespace | None = None,
 ) -> tuple[Array, Array, Array]:
     r"""``"hybrid"``: the chosen-component gradient for ``locs``/``scale_tril``
@@ -1060,14 +1093,17 @@ def full_covariance_hybrid_vjp(
     :func:`full_covariance_sample_from_noise` of ``(component_one_hot, noise)``."""
     xp, layout, arrays = _prepare(x, locs, scale_tril, logits, (component_one_hot, noise, cotangent), xp)
     x, locs, scale_tril, logits, component_one_hot, noise, cotangent = arrays
-    terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     cotangent_t = layout.point(cotangent)
-    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
+    logits_bar = None
+    if logits_gradient:  # the chosen-component part needs no sweep terms
+        terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
+        final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
+        logits_bar = layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape)
     chosen = layout.per_sample_components(component_one_hot) * cotangent_t  # (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(chosen, axis=3), locs.shape),
         layout.scale_tril_back(_tril_gradient(chosen, layout.point(noise), xp), scale_tril.shape),
-        layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape),
+        logits_bar,
     )
 
 
@@ -1116,21 +1152,34 @@ def full_covariance_hybrid_jvp(
 
 @flushing_subnormals
 def full_covariance_rao_blackwell_vjp(
-    x: Array, locs: Array, scale_tril: Array, logits: Array, cotangent: Array, *, xp: Namespace | None = None
+    x: Array,
+    locs: Array,
+    scale_tril: Array,
+    logits: Array,
+    cotangent: Array,
+    *,
+    logits_gradient: bool = True,
+    xp: Namespace | None = None,
 ) -> tuple[Array, Array, Array]:
     r"""``"rao_blackwell"`` (Eq. FC7): the chosen-component gradient averaged over the component
     given :math:`x`, :math:`\bar\mu_k = r_k(x)g`, :math:`\bar L_k = \operatorname{tril}(r_k(x)\,g\,\varepsilon_k^\top)`;
     ``logits`` implicit (Eq. FC5).  Never noisier than ``"hybrid"`` (its conditional
-    expectation given :math:`x`)."""
+    expectation given :math:`x`).  ``logits_gradient=False``: ``logits_bar`` is ``None`` and
+    only :math:`\varepsilon` and :math:`r_k(x)` are formed, no sweep."""
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
-    terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     cotangent_t = layout.point(cotangent)
-    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
+    logits_bar = None
+    if logits_gradient:
+        terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
+        final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
+        logits_bar = layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape)
+    else:
+        terms = _final_responsibility_terms(x, locs, scale_tril, logits, layout, xp)
     weighted = terms.responsibilities[-1:, ...] * cotangent_t  # r_k(x) g, (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(weighted, axis=3), locs.shape),
         layout.scale_tril_back(_tril_gradient(weighted, terms.eps, xp), scale_tril.shape),
-        layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape),
+        logits_bar,
     )
 
 
@@ -1150,7 +1199,10 @@ def full_covariance_rao_blackwell_jvp(
     :math:`\dot x = \sum_kr_k(x)(\dot\mu_k + \dot L_k\varepsilon_k) + \dot x^{\text{implicit}}(\dot\ell)`."""
     xp, layout, arrays = _prepare(x, locs, scale_tril, logits, (locs_dot, scale_tril_dot, logits_dot), xp)
     x, locs, scale_tril, logits, locs_dot, scale_tril_dot, logits_dot = arrays
-    terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
+    if logits_dot is None:  # no sweep: eps and r_k(x) only
+        terms = _final_responsibility_terms(x, locs, scale_tril, logits, layout, xp)
+    else:
+        terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
     x_dot = xp.zeros_like(terms.eps[:, :1, ...])
     if logits_dot is not None:
         x_dot = _forward_sweep(terms, _scaled_transform_tangent(terms, layout, None, None, logits_dot, xp), xp)
@@ -1203,16 +1255,21 @@ def full_covariance_sample_vjp(
     noise: Array,
     cotangent: Array,
     *,
+    logits_gradient: bool = True,
     xp: Namespace | None = None,
 ) -> tuple[Array, Array, Array]:
     """``(locs_bar, scale_tril_bar, logits_bar)`` of a draw under a concrete ``estimator``
-    (one signature for all three; ``component_one_hot``/``noise`` are read by ``"hybrid"``)."""
+    (one signature for all three; ``component_one_hot``/``noise`` are read by ``"hybrid"``).
+    ``logits_gradient=False``: ``logits_bar`` is ``None``, and ``"rao_blackwell"`` and
+    ``"hybrid"`` skip the sweep that only it needs (fixed mixture weights)."""
     if estimator == "hybrid":
-        return full_covariance_hybrid_vjp(x, locs, scale_tril, logits, component_one_hot, noise, cotangent, xp=xp)
+        return full_covariance_hybrid_vjp(
+            x, locs, scale_tril, logits, component_one_hot, noise, cotangent, logits_gradient=logits_gradient, xp=xp
+        )
     vjp = FULL_COVARIANCE_ESTIMATORS.get(estimator, (None,))[0]
     if vjp is None:
         raise ValueError(f"estimator must be one of {tuple(FULL_COVARIANCE_ESTIMATORS)} here; got {estimator!r}")
-    return vjp(x, locs, scale_tril, logits, cotangent, xp=xp)
+    return vjp(x, locs, scale_tril, logits, cotangent, logits_gradient=logits_gradient, xp=xp)
 
 
 def full_covariance_sample_jvp(

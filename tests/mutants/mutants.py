@@ -75,10 +75,10 @@ MUTANTS = [
     Mutant(
         "logits-bar-sign",
         "shared_math/estimators.py",
-        "        layout.weights_parameter(-final_carry, logits.shape),\n"
+        "        layout.weights_parameter(-final_carry, logits.shape) if logits_gradient else None,\n"
         "    )\n"
         "    return _with_shape(result, cdf, shape_bars)\n",
-        "        layout.weights_parameter(final_carry, logits.shape),\n"
+        "        layout.weights_parameter(final_carry, logits.shape) if logits_gradient else None,\n"
         "    )\n"
         "    return _with_shape(result, cdf, shape_bars)\n",
         "implicit_vjp: logits_bar with the wrong sign",
@@ -589,5 +589,29 @@ MUTANTS = [
         "arctan_v = xp.where(reduced, math.pi / 6.0 - u * series, u * series)",
         "arctan(1/a) behind the JAX Cauchy tail: pi/6 - arctan(u) after the argument reduction",
         ("tests/test_families.py::test_arctan_of_reciprocal_matches_numpy",),
+    ),
+    Mutant(
+        "fixed-weights-offsets-dropped",
+        "shared_math/_sweeps.py",
+        "    joint = layout.weights(log_softmax(logits, xp)) + xp.sum(offsets, axis=0, keepdims=True)  # (1, K, ...)\n",
+        "    joint = layout.weights(log_softmax(logits, xp))  # (1, K, ...)\n",
+        "r_k(x) without log sigma and the normalizer when no logits gradient is asked for (fixed weights)",
+        ("tests/test_fixed_weights.py",),
+    ),
+    Mutant(
+        "fc-fixed-weights-no-log-diagonal",
+        "shared_math/full_covariance.py",
+        "    log_weights = layout.logits(log_softmax(logits, xp)) - xp.sum(xp.log(diagonal), axis=0, keepdims=True)\n",
+        "    log_weights = layout.logits(log_softmax(logits, xp))\n",
+        "full-covariance r_k(x) without the log-determinant when no logits gradient is asked for",
+        ("tests/test_fixed_weights.py",),
+    ),
+    Mutant(
+        "pyro-fixed-logits-sweep-kept",
+        "pyro_gmm/distribution.py",
+        '        options["logits_gradient"] = needs[3]\n',
+        '        options["logits_gradient"] = True\n',
+        "Pyro backward asks for the logits gradient of fixed logits (the sweep runs; gradients unchanged)",
+        ("tests/test_fixed_weights.py",),
     ),
 ]
