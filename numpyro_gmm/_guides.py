@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import NoReturn
 
 import jax
+import jax.numpy as jnp
+import numpyro
 from numpyro.infer.autoguide import AutoContinuous
 
 
@@ -17,3 +19,16 @@ class _MixtureAutoContinuous(AutoContinuous):
 
     def get_transform(self, params: dict[str, jax.Array]) -> NoReturn:
         raise NotImplementedError("A mixture posterior is not an affine transform of a fixed base distribution")
+
+    def _logits_param(self, dtype: jnp.dtype) -> jax.Array:
+        """``{prefix}_logits``, starting at zero (equal weights); with ``learn_weights=False``
+        a constant zero vector, not a parameter (the weights' gradient and the sweep it needs
+        are never formed)."""
+        zeros = jnp.zeros(self.num_components, dtype=dtype)
+        return numpyro.param(f"{self.prefix}_logits", zeros) if self.learn_weights else zeros
+
+    def _logits_of(self, params: dict[str, jax.Array]) -> jax.Array:
+        """The logits in ``params`` (zeros when the weights are not learned)."""
+        if self.learn_weights:
+            return params[f"{self.prefix}_logits"]
+        return jnp.zeros(self.num_components, dtype=params[f"{self.prefix}_locs"].dtype)

@@ -60,6 +60,9 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
     :param int init_seed: seed of the offset pattern.
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"`` (see
         :class:`~numpyro_gmm.DiagNormalMixture`).
+    :param bool learn_weights: ``False`` keeps the weights equal: ``{prefix}_logits`` is then
+        a constant, not a parameter, and the weights' gradient and the sweep it needs are
+        never formed.
     """
 
     scale_constraint = constraints.softplus_positive
@@ -75,9 +78,11 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
         init_spread: float = 2.0,
         init_seed: int = 0,
         estimator: str = "auto",
+        learn_weights: bool = True,
     ) -> None:
         settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
         self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
+        self.learn_weights = shared_math.learn_weights_setting(learn_weights)
         shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first step
         self.estimator = estimator
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
@@ -96,9 +101,7 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
             jnp.full((self.num_components, self.latent_dim), self._init_scale, dtype=self._init_component_locs.dtype),
             constraint=self.scale_constraint,
         )
-        logits = numpyro.param(
-            f"{self.prefix}_logits", jnp.zeros(self.num_components, dtype=self._init_component_locs.dtype)
-        )
+        logits = self._logits_param(self._init_component_locs.dtype)
         return DiagNormalMixture(locs, scales, logits, estimator=self.estimator)
 
     def get_posterior(self, params: dict[str, jax.Array]) -> DiagNormalMixture:
@@ -106,7 +109,7 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
         return DiagNormalMixture(
             params[f"{self.prefix}_locs"],
             params[f"{self.prefix}_scales"],
-            params[f"{self.prefix}_logits"],
+            self._logits_of(params),
             estimator=self.estimator,
         )
 

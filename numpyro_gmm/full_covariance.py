@@ -288,6 +288,9 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
     (:class:`~numpyro_gmm.MultivariateNormalMixture`).
 
     :param str estimator: ``"auto"``, ``"implicit"``, ``"hybrid"`` or ``"rao_blackwell"``.
+    :param bool learn_weights: ``False`` keeps the weights equal: ``{prefix}_logits`` is then
+        a constant, not a parameter, and the weights' gradient and the sweep it needs are
+        never formed.
     """
 
     scale_tril_constraint = constraints.scaled_unit_lower_cholesky
@@ -303,9 +306,11 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         init_spread: float = 2.0,
         init_seed: int = 0,
         estimator: str = "auto",
+        learn_weights: bool = True,
     ) -> None:
         settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
         self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
+        self.learn_weights = shared_math.learn_weights_setting(learn_weights)
         shared_math.resolve_full_covariance_estimator(estimator)  # fail early on a bad name
         self.estimator = estimator
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
@@ -326,7 +331,7 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
             jnp.broadcast_to(eye, (self.num_components, self.latent_dim, self.latent_dim)),
             constraint=self.scale_tril_constraint,
         )
-        logits = numpyro.param(f"{self.prefix}_logits", jnp.zeros(self.num_components, dtype=dtype))
+        logits = self._logits_param(dtype)
         return MultivariateNormalMixture(locs, scale_tril, logits, estimator=self.estimator)
 
     def get_posterior(self, params: dict[str, jax.Array]) -> MultivariateNormalMixture:
@@ -334,11 +339,11 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         return MultivariateNormalMixture(
             params[f"{self.prefix}_locs"],
             params[f"{self.prefix}_scale_tril"],
-            params[f"{self.prefix}_logits"],
+            self._logits_of(params),
             estimator=self.estimator,
         )
 
     def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """The location of the heaviest component, constrained to each site's support."""
-        heaviest = jnp.argmax(params[f"{self.prefix}_logits"])
+        heaviest = jnp.argmax(self._logits_of(params))
         return self._unpack_and_constrain(params[f"{self.prefix}_locs"][heaviest], params)

@@ -56,6 +56,15 @@ class _MixtureAutoContinuous(AutoContinuous):
             "(the component choice is discrete); use get_posterior() instead"
         )
 
+    def _init_logits(self, center: torch.Tensor) -> None:
+        """Equal initial weights: a parameter, or with ``learn_weights=False`` a buffer (no
+        gradient, so the sampler skips the sweep that only the weights' gradient needs)."""
+        zeros = center.new_zeros(self.num_components)
+        if self.learn_weights:
+            self.logits = nn.Parameter(zeros)
+        else:
+            self.register_buffer("logits", zeros)
+
     def _unpack_to_sites(self, latent):
         return {
             site["name"]: biject_to(site["fn"].support)(unconstrained_value)
@@ -107,6 +116,9 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
     :param int init_seed: seed of the generator of the initial offsets.
     :param str estimator: sample-gradient estimator of the mixture (see
         :class:`~pyro_gmm.DiagNormalMixture`).
+    :param bool learn_weights: ``False`` keeps the weights equal (``logits`` a buffer of
+        zeros). The weights' gradient is then never formed, so a step costs about a
+        ``log_prob`` instead of a sweep over the latent dimensions.
     """
 
     scale_constraint = constraints.softplus_positive
@@ -121,9 +133,11 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
         init_spread: float = 2.0,
         init_seed: int = 0,
         estimator: str = "auto",
+        learn_weights: bool = True,
     ) -> None:
         settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
         self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
+        self.learn_weights = shared_math.learn_weights_setting(learn_weights)
         shared_math.resolve_estimator(estimator)  # an unknown name fails here, not at the first step
         self.estimator = estimator
         super().__init__(model, init_loc_fn=init_loc_fn)
@@ -140,7 +154,7 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
         self.scales = PyroParam(
             center.new_full((self.num_components, self.latent_dim), self._init_scale), self.scale_constraint
         )
-        self.logits = nn.Parameter(center.new_zeros(self.num_components))
+        self._init_logits(center)
 
     def get_posterior(self, *args: Any, **kwargs: Any) -> DiagNormalMixture:
         """The guide over the packed unconstrained latent: a :class:`~pyro_gmm.DiagNormalMixture`."""

@@ -230,6 +230,8 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
     :param float init_spread: spread of the initial locations, in units of ``init_scale``.
     :param int init_seed: seed of the initial offsets.
     :param str estimator: sample-gradient estimator (see :class:`MultivariateNormalMixture`).
+    :param bool learn_weights: ``False`` keeps the weights equal (``logits`` a buffer of
+        zeros); the weights' gradient and its sweep are then never formed.
     """
 
     scale_constraint = constraints.softplus_positive
@@ -245,9 +247,11 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         init_spread: float = 2.0,
         init_seed: int = 0,
         estimator: str = "auto",
+        learn_weights: bool = True,
     ) -> None:
         settings = shared_math.guide_settings(num_components, init_scale, init_spread, init_seed)
         self.num_components, self._init_scale, self._init_spread, self._init_seed = settings
+        self.learn_weights = shared_math.learn_weights_setting(learn_weights)
         shared_math.resolve_full_covariance_estimator(estimator)  # fail early on a bad name
         self.estimator = estimator
         super().__init__(model, init_loc_fn=init_loc_fn)
@@ -265,7 +269,7 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         self.scales = PyroParam(center.new_full(shape, self._init_scale), self.scale_constraint)
         eye = torch.eye(self.latent_dim, dtype=center.dtype, device=center.device)
         self.scale_tril = PyroParam(eye.expand(shape + (self.latent_dim,)).clone(), self.scale_tril_constraint)
-        self.logits = nn.Parameter(center.new_zeros(self.num_components))
+        self._init_logits(center)
 
     def get_posterior(self, *args: Any, **kwargs: Any) -> MultivariateNormalMixture:
         """The guide over the packed unconstrained latent: a :class:`MultivariateNormalMixture`."""

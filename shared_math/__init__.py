@@ -91,6 +91,7 @@ from .validation import (
     check_parameter_values,
     check_value_shape,
     guide_settings,
+    learn_weights_setting,
     mixture_shapes,
 )
 
@@ -119,6 +120,7 @@ __all__ = [
     "hybrid_vjp",
     "implicit_jvp",
     "implicit_vjp",
+    "learn_weights_setting",
     "LocationScaleFamily",
     "log_cdf",
     "log_prob",

@@ -132,6 +132,15 @@ def guide_settings(
     return components, scale, spread, seed
 
 
+def learn_weights_setting(learn_weights: bool) -> bool:
+    """The autoguides' ``learn_weights`` checked: ``True`` or ``False`` (NumPy booleans
+    accepted); anything else raises ``ValueError`` naming the argument, in both adapters."""
+    kind = type(learn_weights)
+    if isinstance(learn_weights, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")):
+        return bool(learn_weights)
+    raise ValueError(f"learn_weights must be True or False; got {learn_weights!r}")
+
+
 def cdf_gradient_settings(cdf_gradient: str, cdf_gradient_samples: int) -> int:
     """The distributions' ``cdf_gradient`` and ``cdf_gradient_samples`` options checked: a
     ``ValueError`` naming the option for a ``cdf_gradient`` not in

@@ -250,3 +250,118 @@ def test_numpyro_gradient_of_locs_and_scales_alone(estimator):
     alone = jax.grad(loss, argnums=(0, 1))(*params)
     for name, g, w in zip(("locs", "scales"), alone, full[:2]):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+# ------------------------------------------------------------------------------------------
+# Autoguides with learn_weights=False.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("full_covariance", [False, True])
+def test_pyro_autoguide_with_fixed_weights(monkeypatch, full_covariance):
+    """Five ``Trace_ELBO`` steps: the weights stay equal (``logits`` a zero buffer, not in the
+    parameter store), the locations move, the sweep never runs; with the default the
+    logits are a parameter and move."""
+    torch = pytest.importorskip("torch")
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.optim import Adam
+
+    import pyro_gmm
+
+    guide_class = pyro_gmm.AutoMultivariateNormalMixture if full_covariance else pyro_gmm.AutoDiagonalNormalMixture
+    data = torch.tensor([0.8, 1.3, -0.4])
+
+    def model():
+        z = pyro.sample("z", dist.Normal(torch.zeros(3), 1.0).to_event(1))
+        pyro.sample("y", dist.Normal(z, 0.5).to_event(1), obs=data)
+
+    def train(learn_weights):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        guide = guide_class(model, num_components=3, learn_weights=learn_weights)
+        svi = SVI(model, guide, Adam({"lr": 0.05}), Trace_ELBO())
+        svi.step()
+        start = guide.locs.detach().clone()
+        for _ in range(4):
+            svi.step()
+        return guide, start
+
+    learned, _ = train(True)
+    assert isinstance(learned.logits, torch.nn.Parameter)
+    assert torch.any(learned.logits.detach() != 0)
+    if full_covariance:
+        monkeypatch.setattr(shared_math.full_covariance, "_reverse_sweep", _no_sweep)
+    else:
+        monkeypatch.setattr(shared_math.estimators, "reverse_sweep", _no_sweep)
+    fixed, start = train(False)
+    assert not any("logits" in name for name in pyro.get_param_store().keys())
+    assert not fixed.logits.requires_grad
+    torch.testing.assert_close(fixed.logits, torch.zeros(3))
+    assert torch.all(torch.isfinite(fixed.locs)) and torch.any(fixed.locs.detach() != start)
+    assert set(fixed.median()) == {"z"}
+    if not full_covariance:
+        assert fixed.quantiles([0.25, 0.75])["z"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("full_covariance", [False, True])
+def test_numpyro_autoguide_with_fixed_weights(full_covariance):
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import SVI, Trace_ELBO
+    from numpyro.optim import Adam
+
+    import numpyro_gmm
+
+    guide_class = (
+        numpyro_gmm.AutoMultivariateNormalMixture if full_covariance else numpyro_gmm.AutoDiagonalNormalMixture
+    )
+    data = jnp.array([0.8, 1.3, -0.4])
+
+    def model():
+        z = numpyro.sample("z", dist.Normal(jnp.zeros(3), 1.0).to_event(1))
+        numpyro.sample("y", dist.Normal(z, 0.5).to_event(1), obs=data)
+
+    def train(learn_weights):
+        guide = guide_class(model, num_components=3, learn_weights=learn_weights)
+        svi = SVI(model, guide, Adam(0.05), Trace_ELBO())
+        state = svi.init(jax.random.PRNGKey(0))
+        start = svi.get_params(state)["auto_locs"]
+        for _ in range(5):
+            state, loss = svi.update(state)
+        assert np.isfinite(float(loss))
+        return guide, svi.get_params(state), start
+
+    _, learned, _ = train(True)
+    assert np.any(np.asarray(learned["auto_logits"]) != 0)
+    guide, params, start = train(False)
+    assert "auto_logits" not in params
+    assert np.any(np.asarray(params["auto_locs"]) != np.asarray(start))
+    posterior = guide.get_posterior(params)
+    np.testing.assert_array_equal(np.asarray(posterior.logits), np.zeros(3))
+    assert guide.median(params)["z"].shape == (3,)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, np.array([True, False])])
+def test_learn_weights_must_be_a_boolean(value):
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    import numpyro_gmm
+    import pyro_gmm
+
+    def model():
+        pass
+
+    guides = (
+        pyro_gmm.AutoDiagonalNormalMixture,
+        pyro_gmm.AutoMultivariateNormalMixture,
+        numpyro_gmm.AutoDiagonalNormalMixture,
+        numpyro_gmm.AutoMultivariateNormalMixture,
+    )
+    for guide_class in guides:
+        with pytest.raises(ValueError, match="learn_weights"):
+            guide_class(model, num_components=2, learn_weights=value)
+    assert shared_math.learn_weights_setting(np.bool_(False)) is False

@@ -614,4 +614,20 @@ MUTANTS = [
         "Pyro backward asks for the logits gradient of fixed logits (the sweep runs; gradients unchanged)",
         ("tests/test_fixed_weights.py",),
     ),
+    Mutant(
+        "pyro-guide-learn-weights-ignored",
+        "pyro_gmm/autoguide.py",
+        "        if self.learn_weights:\n            self.logits = nn.Parameter(zeros)\n",
+        "        if True:\n            self.logits = nn.Parameter(zeros)\n",
+        "Pyro mixture autoguides learn the weights although learn_weights=False",
+        ("tests/test_fixed_weights.py",),
+    ),
+    Mutant(
+        "numpyro-guide-learn-weights-ignored",
+        "numpyro_gmm/_guides.py",
+        'return numpyro.param(f"{self.prefix}_logits", zeros) if self.learn_weights else zeros',
+        'return numpyro.param(f"{self.prefix}_logits", zeros)',
+        "NumPyro mixture autoguides make the logits a parameter although learn_weights=False",
+        ("tests/test_fixed_weights.py",),
+    ),
 ]
