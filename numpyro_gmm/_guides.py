@@ -7,6 +7,7 @@ from typing import NoReturn
 import jax
 import jax.numpy as jnp
 import numpyro
+from jax.typing import ArrayLike
 from numpyro.infer.autoguide import AutoContinuous
 
 
@@ -32,3 +33,18 @@ class _MixtureAutoContinuous(AutoContinuous):
         if self.learn_weights:
             return params[f"{self.prefix}_logits"]
         return jnp.zeros(self.num_components, dtype=params[f"{self.prefix}_locs"].dtype)
+
+    def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Per-coordinate marginal medians of the mixture, constrained to each site's support:
+        ``quantiles(params, [0.5])`` without the leading dimension (the same definition in
+        both adapters and for both mixture guides; the heaviest component's location is
+        ``params[prefix + "_locs"][argmax(params[prefix + "_logits"])]``)."""
+        latent = self.get_posterior(params).marginal_quantiles(0.5)
+        return self._unpack_and_constrain(latent, params)
+
+    def quantiles(self, params: dict[str, jax.Array], quantiles: ArrayLike) -> dict[str, jax.Array]:
+        r"""Per-coordinate marginal quantiles, shape ``(len(quantiles),) + site shape`` per site
+        (the posterior's ``marginal_quantiles``: 1-D mixtures, with the component variances
+        :math:`\Sigma_{k,ll}` for full covariances)."""
+        latent = self.get_posterior(params).marginal_quantiles(jnp.asarray(quantiles))
+        return self._unpack_and_constrain(latent, params)

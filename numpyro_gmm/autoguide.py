@@ -8,7 +8,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpyro
-from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.infer.initialization import init_to_median
 
@@ -112,15 +111,3 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
             self._logits_of(params),
             estimator=self.estimator,
         )
-
-    def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """Per-coordinate marginal medians of the mixture, constrained to each site's support:
-        ``quantiles(params, [0.5])`` without the leading dimension (the same definition as
-        ``pyro_gmm.AutoDiagonalNormalMixture.median``)."""
-        latent = self.get_posterior(params).marginal_quantiles(0.5)
-        return self._unpack_and_constrain(latent, params)
-
-    def quantiles(self, params: dict[str, jax.Array], quantiles: ArrayLike) -> dict[str, jax.Array]:
-        """Per-coordinate marginal quantiles, shape ``(len(quantiles),) + site shape`` per site."""
-        latent = self.get_posterior(params).marginal_quantiles(jnp.asarray(quantiles))
-        return self._unpack_and_constrain(latent, params)

@@ -207,6 +207,20 @@ class MultivariateNormalMixture(Distribution):
     def variance(self) -> jax.Array:
         return _variance(self.locs, self.scale_tril, self.logits)
 
+    def marginal_quantiles(self, quantiles: ArrayLike) -> jax.Array:
+        r"""Quantiles of each coordinate's marginal, the 1-D mixture
+        :math:`\sum_k\pi_kN(\mu_{ki}, \Sigma_{k,ii})`; ``quantiles`` ``(...)``, the result
+        ``(...) + batch_shape + (D,)``.  The same method as in ``pyro_gmm``
+        (:func:`shared_math.full_covariance_component_scales`,
+        :func:`shared_math.marginal_quantiles.marginal_quantile`)."""
+        from shared_math.marginal_quantiles import marginal_quantile
+
+        quantiles = jnp.asarray(quantiles, self.locs.dtype)
+        q = jnp.reshape(quantiles, quantiles.shape + (1,) * (len(self.batch_shape) + 1))
+        scales = shared_math.full_covariance_component_scales(self.scale_tril)
+        result = marginal_quantile(q, self.locs, scales, self.logits)
+        return jnp.broadcast_to(result, quantiles.shape + self.batch_shape + self.event_shape)
+
     def expand(self, batch_shape: Sequence[int]) -> MultivariateNormalMixture:
         """The same mixture with parameters broadcast to ``batch_shape`` (still a
         ``MultivariateNormalMixture``, with the same ``estimator`` and ``validate_args``)."""
@@ -342,8 +356,3 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
             self._logits_of(params),
             estimator=self.estimator,
         )
-
-    def median(self, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """The location of the heaviest component, constrained to each site's support."""
-        heaviest = jnp.argmax(self._logits_of(params))
-        return self._unpack_and_constrain(params[f"{self.prefix}_locs"][heaviest], params)

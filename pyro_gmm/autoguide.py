@@ -25,7 +25,6 @@ from torch import nn
 from torch.distributions import biject_to
 
 import shared_math
-from shared_math.marginal_quantiles import marginal_quantile
 
 from .distribution import DiagNormalMixture
 
@@ -70,6 +69,40 @@ class _MixtureAutoContinuous(AutoContinuous):
             site["name"]: biject_to(site["fn"].support)(unconstrained_value)
             for site, unconstrained_value in self._unpack_latent(latent)
         }
+
+    @torch.no_grad()
+    def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """Marginal median of each unconstrained coordinate, mapped to each site: ``quantiles([0.5])``.
+
+        The same definition in both adapters and for both mixture guides (and as
+        ``AutoDiagonalNormal``, whose median is its ``quantiles([0.5])``).  For a multimodal
+        posterior it can lie between the modes; the heaviest component's location is
+        ``guide.locs[guide.logits.argmax()]`` (unconstrained).
+        """
+        return {name: value[0] for name, value in self.quantiles([0.5], *args, **kwargs).items()}
+
+    @torch.no_grad()
+    def quantiles(
+        self, quantiles: Sequence[float] | torch.Tensor, *args: Any, **kwargs: Any
+    ) -> dict[str, torch.Tensor]:
+        r"""Marginal quantiles of each unconstrained coordinate under the mixture, mapped to each site.
+
+        Each coordinate's marginal is a 1-D mixture :math:`\sum_k\pi_k N(\mu_{kl},\sigma_{kl}^2)`
+        (for full covariances :math:`\sigma_{kl}^2 = \Sigma_{k,ll}`); its quantiles are found by
+        bisection (the posterior's ``marginal_quantiles``,
+        :func:`shared_math.marginal_quantiles.marginal_quantile`); 0 and 1 give :math:`\mp\infty`,
+        values outside :math:`[0, 1]` and NaN give NaN (as ``AutoDiagonalNormal.quantiles``), in
+        both adapters.  As in ``AutoDiagonalNormal.quantiles``, each site's constraining
+        transform is applied to the coordinate-wise quantiles (exact for transforms that act
+        coordinate-wise and monotonically, e.g. ``exp``/``sigmoid``).  Returns a dict of
+        tensors with a leading dimension over ``quantiles``.
+        """
+        latents = self.get_posterior().marginal_quantiles(quantiles).detach()  # (Q, L)
+        result: dict[str, list[torch.Tensor]] = {}
+        for latent in latents:
+            for name, value in self._unpack_to_sites(latent).items():
+                result.setdefault(name, []).append(value)
+        return {name: torch.stack(values) for name, values in result.items()}
 
 
 class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
@@ -160,37 +193,3 @@ class AutoDiagonalNormalMixture(_MixtureAutoContinuous):
         """The guide over the packed unconstrained latent: a :class:`~pyro_gmm.DiagNormalMixture`."""
         scales = _read_tensor(self, "scales")
         return DiagNormalMixture(self.locs, scales, self.logits, estimator=self.estimator)
-
-    @torch.no_grad()
-    def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        """Marginal median of each unconstrained coordinate, mapped to each site: ``quantiles([0.5])``.
-
-        The same definition as ``numpyro_gmm.AutoDiagonalNormalMixture.median`` (and as
-        ``AutoDiagonalNormal``, whose median is its ``quantiles([0.5])``).  For a multimodal
-        posterior it can lie between the modes (see the class docstring).
-        """
-        return {name: value[0] for name, value in self.quantiles([0.5], *args, **kwargs).items()}
-
-    @torch.no_grad()
-    def quantiles(
-        self, quantiles: Sequence[float] | torch.Tensor, *args: Any, **kwargs: Any
-    ) -> dict[str, torch.Tensor]:
-        r"""Marginal quantiles of each unconstrained coordinate under the mixture, mapped to each site.
-
-        Each coordinate's marginal is the 1-D mixture :math:`\sum_k\pi_k N(\mu_{kl},\sigma_{kl}^2)`;
-        its quantiles are found by bisection (:func:`shared_math.marginal_quantiles.marginal_quantile`);
-        0 and 1 give :math:`\mp\infty`, values outside :math:`[0, 1]` and NaN give NaN
-        (as ``AutoDiagonalNormal.quantiles``), in both adapters.
-        As in ``AutoDiagonalNormal.quantiles``, each site's constraining transform is applied
-        to the coordinate-wise quantiles (exact for transforms that act coordinate-wise and
-        monotonically, e.g. ``exp``/``sigmoid``).  Returns a dict of tensors with a leading
-        dimension over ``quantiles``.
-        """
-        locs, scales, logits = (_read_tensor(self, name).detach() for name in ("locs", "scales", "logits"))
-        probabilities = torch.as_tensor(quantiles, dtype=locs.dtype, device=locs.device)
-        latents = marginal_quantile(probabilities[:, None], locs, scales, logits)  # (Q, L)
-        result: dict[str, list[torch.Tensor]] = {}
-        for latent in latents:
-            for name, value in self._unpack_to_sites(latent).items():
-                result.setdefault(name, []).append(value)
-        return {name: torch.stack(values) for name, values in result.items()}

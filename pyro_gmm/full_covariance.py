@@ -136,6 +136,24 @@ class MultivariateNormalMixture(TorchDistribution):
         variance = shared_math.full_covariance_variance(self.locs, self.scale_tril, self.logits)
         return variance.expand(self.batch_shape + self.event_shape)
 
+    def marginal_quantiles(self, quantiles: Any) -> torch.Tensor:
+        r"""Quantiles of each coordinate's marginal, the 1-D mixture
+        :math:`\sum_k\pi_kN(\mu_{ki}, \Sigma_{k,ii})`.
+
+        ``quantiles`` has shape ``(...)``; the result ``(...) + batch_shape + (D,)``.  0 and 1
+        give :math:`\mp\infty`, values outside :math:`[0, 1]` and NaN give NaN.  As
+        :meth:`pyro_gmm.DiagNormalMixture.marginal_quantiles`, with the scales of
+        :func:`shared_math.full_covariance_component_scales`; the same method in ``numpyro_gmm``.
+        """
+        from shared_math.marginal_quantiles import marginal_quantile
+
+        quantiles = torch.as_tensor(quantiles, dtype=self.locs.dtype, device=self.locs.device)
+        q = quantiles.reshape(quantiles.shape + (1,) * (len(self.batch_shape) + 1))
+        scales = shared_math.full_covariance_component_scales(self.scale_tril)
+        return marginal_quantile(q, self.locs, scales, self.logits).expand(
+            quantiles.shape + self.batch_shape + self.event_shape
+        )
+
     @property
     def probs(self) -> torch.Tensor:
         r"""Mixture weights :math:`\pi = \mathrm{softmax}(\ell)`, shape ``batch_shape + (K,)``."""
@@ -275,10 +293,3 @@ class AutoMultivariateNormalMixture(_MixtureAutoContinuous):
         """The guide over the packed unconstrained latent: a :class:`MultivariateNormalMixture`."""
         scale_tril = _read_tensor(self, "scales")[..., None] * _read_tensor(self, "scale_tril")
         return MultivariateNormalMixture(self.locs, scale_tril, self.logits, estimator=self.estimator)
-
-    @torch.no_grad()
-    def median(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        """The location of the heaviest component, mapped to each site (as
-        :meth:`pyro_gmm.AutoDiagonalNormalMixture.median`)."""
-        heaviest = int(torch.argmax(self.logits))
-        return self._unpack_to_sites(self.locs[heaviest].detach())

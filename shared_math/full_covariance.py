@@ -116,6 +116,7 @@ __all__ = [
     "FULL_COVARIANCE_ESTIMATORS",
     "check_full_covariance_values",
     "full_covariance_component_samples",
+    "full_covariance_component_scales",
     "full_covariance_conditional_log_weights",
     "full_covariance_covariance",
     "full_covariance_distributional_transform",
@@ -524,9 +525,22 @@ def full_covariance_variance(locs: Array, scale_tril: Array, logits: Array, *, x
     :math:`\sum_k\pi_k\big(\sum_jL_{k,ij}^2 + (\mu_{ki}-\bar\mu_i)^2\big)`, shape ``(..., D)``."""
     xp, (locs, scale_tril, logits) = promote(locs, scale_tril, logits, xp=xp)
     pi = xp.exp(log_softmax(logits, xp))[..., None]
-    tril = xp.tril(scale_tril)
     centred = locs - xp.sum(pi * locs, axis=-2, keepdims=True)
-    return xp.sum(pi * (xp.sum(tril * tril, axis=-1) + centred * centred), axis=-2)
+    return xp.sum(pi * (full_covariance_component_scales(scale_tril, xp=xp) ** 2 + centred * centred), axis=-2)
+
+
+def full_covariance_component_scales(scale_tril: Array, *, xp: Namespace | None = None) -> Array:
+    r"""Each component's marginal standard deviations
+    :math:`\sqrt{\Sigma_{k,ii}} = \big(\sum_{j\le i}L_{k,ij}^2\big)^{1/2}`, shape ``(..., K, D)``.
+
+    Coordinate :math:`i` of a full-covariance mixture has the 1-D marginal
+    :math:`\sum_k\pi_k N(\mu_{ki}, \Sigma_{k,ii})`, the marginal of a diagonal mixture with
+    these scales: what ``marginal_quantiles`` and the autoguides' ``median``/``quantiles`` use
+    (:func:`shared_math.marginal_quantiles.marginal_quantile`).
+    """
+    xp, (scale_tril,) = promote(scale_tril, xp=xp)
+    tril = xp.tril(scale_tril)
+    return xp.sqrt(xp.sum(tril * tril, axis=-1))
 
 
 def full_covariance_component_samples(

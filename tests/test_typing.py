@@ -60,7 +60,12 @@ def public_callables() -> Iterator[tuple[str, Callable[..., object], bool]]:
             if inspect.isfunction(inspect.unwrap(value)) and _ours(value):
                 yield f"{package}.{name}", value, False
     for class_name, cls in _public_classes():
-        for attribute, value in vars(cls).items():
+        # the class's own attributes and those it inherits from our (possibly private) bases
+        own: dict[str, object] = {}
+        for klass in reversed(cls.__mro__):
+            if klass.__module__.split(".")[0] in PACKAGES:
+                own.update(vars(klass))
+        for attribute, value in own.items():
             if attribute.startswith("_") and attribute != "__init__":
                 continue
             if isinstance(value, staticmethod):

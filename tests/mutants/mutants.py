@@ -630,4 +630,12 @@ MUTANTS = [
         "NumPyro mixture autoguides make the logits a parameter although learn_weights=False",
         ("tests/test_fixed_weights.py",),
     ),
+    Mutant(
+        "fc-marginal-scales-diagonal-only",
+        "shared_math/full_covariance.py",
+        "    return xp.sqrt(xp.sum(tril * tril, axis=-1))\n",
+        "    return xp.abs(xp.linalg.diagonal(tril))\n",
+        "full-covariance marginal scales from the diagonal of L alone (the conditional, not the marginal, sd)",
+        ("tests/test_full_covariance_quantiles.py",),
+    ),
 ]
