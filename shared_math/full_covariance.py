@@ -1226,10 +1226,6 @@ def full_covariance_rao_blackwell_jvp(
     return layout.point_back(x_dot)
 
 
-def _implicit_vjp_with_noise(x, locs, scale_tril, logits, component_one_hot, noise, cotangent, *, xp=None):
-    return full_covariance_implicit_vjp(x, locs, scale_tril, logits, cotangent, xp=xp)
-
-
 #: name -> ``(vjp, jvp)``, the signatures of :func:`full_covariance_implicit_vjp` /
 #: :func:`full_covariance_implicit_jvp` (``"hybrid"`` takes ``component_one_hot, noise``
 #: after ``logits``, see :func:`full_covariance_hybrid_vjp`).
