@@ -181,17 +181,13 @@ class _MixtureSampleBackward(torch.autograd.Function):
                 cdf_noise,
                 *shape_params,
             )
-        needs = ctx.needs_input_grad
         # Fixed weights (logits without a gradient): "rao_blackwell" and "hybrid" skip the sweep.
-        options["logits_gradient"] = needs[3]
+        needs = ctx.needs_input_grad
+        args = (ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x)
         if ctx.family == FULL_COVARIANCE:  # scales holds scale_tril
-            bars: tuple[Any, ...] = shared_math.full_covariance_sample_vjp(
-                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, logits_gradient=needs[3]
-            )
+            bars: tuple[Any, ...] = shared_math.full_covariance_sample_vjp(*args, logits_gradient=needs[3])
         else:
-            bars = shared_math.sample_vjp(
-                ctx.estimator, x, locs, scales, logits, component_one_hot, noise, grad_x, **options
-            )
+            bars = shared_math.sample_vjp(*args, logits_gradient=needs[3], **options)
         locs_bar, scales_bar, logits_bar = bars[:3]
         shape_bars = bars[3] if ctx.cdf_gradient is not None else (None,) * ctx.num_shape_params
         shape_bars = tuple(b if needs[10 + i] else None for i, b in enumerate(shape_bars))

@@ -236,19 +236,9 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     correction (identical components then get exactly equal :math:`\tilde a`, summing to 0).
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params) if layout is None else layout
-    scales_t = layout.components(scales)
-    shape_t = tuple(layout.components(p) for p in shape_params)
-    offsets = -(xp.log(scales_t) + family.log_normalizer(shape_t, xp))  # log N_kd = offsets_kd + kernel(z_kd)
-    point = xp.expand_dims(layout.point(x), axis=1)
-    locs_t = layout.components(locs)
-    full_shape = tuple(max(a, b) for a, b in zip(point.shape, locs_t.shape))  # (D, K, ...)
-    # 1/sigma over every dimension d (a view where scales broadcast over d): the sweeps read it by d.
-    inv_scales = xp.broadcast_to(1.0 / scales_t, (full_shape[0],) + tuple(scales_t.shape[1:]))
-    log_pi = layout.weights(log_softmax(logits, xp))  # (1, K, ...)
-    joint_before = log_pi  # S_{k,d-1} (d = -1: the prior), row 0 of each block's joint log weights
-    # z over every dimension at once (two passes), read by the blocks as views: cheaper than
-    # joining per-block pieces afterwards (a copy of the whole array).
-    z_all = (point - locs_t) * inv_scales
+    shape_t, offsets, inv_scales, z_all = _standardized_terms(x, locs, scales, layout, family, shape_params, xp)
+    full_shape = tuple(z_all.shape)  # (D, K, ...)
+    joint_before = layout.weights(log_softmax(logits, xp))  # S_{k,d-1}: the prior (d = -1), row 0 of each block
     a_blocks, responsibility_blocks, neg_score_blocks = [], [], []
     for start, stop in event_blocks(full_shape, xp):
         z = z_all[start:stop, ...]
@@ -278,6 +268,32 @@ def sweep_terms(x, locs, scales, logits, xp, layout=None, all_responsibilities=T
     )
 
 
+def _standardized_terms(x, locs, scales, layout, family, shape_params, xp):
+    r"""What :func:`sweep_terms` and :func:`final_responsibility_terms` start from, in the
+    internal layout: ``(shape_t, offsets, inv_scales, z)`` with the shape parameters
+    ``(D, K, ...)``, :math:`\log N_{kd} - \text{kernel}(z_{kd}) = -\log\sigma_{kd} - \log Z`
+    ``(D or 1, K, ...)``, :math:`1/\sigma_{kd}` over every dimension (a view where the scales
+    broadcast over :math:`d`; the sweeps read it by :math:`d`) and :math:`z_{kd}` over every
+    dimension at once (two passes; the event blocks read it as views, cheaper than joining
+    per-block pieces afterwards, a copy of the whole array)."""
+    scales_t = layout.components(scales)
+    shape_t = tuple(layout.components(p) for p in shape_params)
+    offsets = -(xp.log(scales_t) + family.log_normalizer(shape_t, xp))
+    point = xp.expand_dims(layout.point(x), axis=1)
+    locs_t = layout.components(locs)
+    event_size = max(point.shape[0], locs_t.shape[0])
+    inv_scales = xp.broadcast_to(1.0 / scales_t, (event_size,) + tuple(scales_t.shape[1:]))
+    return shape_t, offsets, inv_scales, (point - locs_t) * inv_scales
+
+
+def component_softmax(joint, xp):
+    r""":math:`r_k = e^{S_k}/\sum_j e^{S_j}` over axis 1 of joint log weights ``(.., K, ...)``,
+    shifted by the largest and with subnormal exponentials floored (:func:`exp_of_log`), as
+    :func:`block_weight_terms` forms its responsibilities."""
+    shifted = exp_of_log(joint - xp.max(joint, axis=1, keepdims=True), xp)
+    return shifted * (1.0 / xp.sum(shifted, axis=1, keepdims=True))
+
+
 def final_responsibility_terms(x, locs, scales, logits, xp, layout=None, family=NORMAL, shape_params=()):
     r"""The part of :func:`sweep_terms` that needs no sweep: a :class:`SweepTerms` with ``z``,
     ``inv_scales`` and the final responsibilities :math:`r_k(x)` as ``(1, K, ...)``;
@@ -292,21 +308,14 @@ def final_responsibility_terms(x, locs, scales, logits, xp, layout=None, family=
     (:math:`\log\sigma_{kd}` and the normalizer) are summed on the parameters' shape.
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params) if layout is None else layout
-    scales_t = layout.components(scales)
-    shape_t = tuple(layout.components(p) for p in shape_params)
-    point = xp.expand_dims(layout.point(x), axis=1)
-    locs_t = layout.components(locs)
-    full_shape = tuple(max(a, b) for a, b in zip(point.shape, locs_t.shape))  # (D, K, ...)
-    offsets = -(xp.log(scales_t) + family.log_normalizer(shape_t, xp))  # log N_kd = offsets_kd + kernel(z_kd)
+    shape_t, offsets, inv_scales, z = _standardized_terms(x, locs, scales, layout, family, shape_params, xp)
+    full_shape = tuple(z.shape)  # (D, K, ...)
     offsets = xp.broadcast_to(offsets, (full_shape[0],) + tuple(offsets.shape[1:]))
-    inv_scales = xp.broadcast_to(1.0 / scales_t, (full_shape[0],) + tuple(scales_t.shape[1:]))
-    z = (point - locs_t) * inv_scales
     joint = layout.weights(log_softmax(logits, xp)) + xp.sum(offsets, axis=0, keepdims=True)  # (1, K, ...)
     for start, stop in event_blocks(full_shape, xp):
         shape_block = tuple(_event_slice(p, start, stop) for p in shape_t)
         joint = joint + xp.sum(family.log_kernel(z[start:stop, ...], shape_block, xp), axis=0, keepdims=True)
-    shifted = exp_of_log(joint - xp.max(joint, axis=1, keepdims=True), xp)
-    responsibilities = shifted * (1.0 / xp.sum(shifted, axis=1, keepdims=True))
+    responsibilities = component_softmax(joint, xp)
     return SweepTerms(z=z, neg_score=None, inv_scales=inv_scales, responsibilities=responsibilities, a_scaled=None)
 
 

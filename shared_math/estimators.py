@@ -364,6 +364,20 @@ def _weighted_velocity_bars(weights, cotangent_t, velocity, layout, locs, scales
     return locs_bar, scales_bar, shape_bars
 
 
+def _terms_and_logits_bar(x, locs, scales, logits, cotangent_t, layout, family, shape_params, logits_gradient, xp):
+    r"""``(terms, logits_bar)`` for the estimators whose sweep serves the ``logits`` alone
+    (``"hybrid"``, ``"rao_blackwell"``): with ``logits_gradient``, the sweep terms and
+    Graves' Eq. 22 from the reverse sweep's final carry, :math:`\bar\ell_k = -\sum_d u_d\tilde a_{kd}`;
+    without, only :math:`z` and :math:`r_k(x)`
+    (:func:`~shared_math._sweeps.final_responsibility_terms`) and ``None``."""
+    if not logits_gradient:
+        return final_responsibility_terms(x, locs, scales, logits, xp, layout, family, shape_params), None
+    terms = sweep_terms(
+        x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
+    )
+    return terms, layout.weights_parameter(-reverse_sweep(terms, cotangent_t, xp, collect=False), logits.shape)
+
+
 @_estimator_function
 def hybrid_vjp(
     x: Array,
@@ -391,13 +405,10 @@ def hybrid_vjp(
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     cotangent_t = layout.point(cotangent)
     logits_bar = None
-    if logits_gradient:
-        terms = sweep_terms(
-            x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
+    if logits_gradient or cdf is not None:  # without either, the chosen component is all
+        terms, logits_bar = _terms_and_logits_bar(
+            x, locs, scales, logits, cotangent_t, layout, family, shape_params, logits_gradient, xp
         )
-        logits_bar = layout.weights_parameter(-reverse_sweep(terms, cotangent_t, xp, collect=False), logits.shape)
-    elif cdf is not None:  # only z, for the velocities
-        terms = final_responsibility_terms(x, locs, scales, logits, xp, layout, family, shape_params)
     locs_bar, scales_bar = chosen_component_vjp(component_one_hot, noise, cotangent, locs.shape, scales.shape, xp=xp)
     shape_bars = ()
     if cdf is not None:
@@ -504,14 +515,9 @@ def rao_blackwell_vjp(
     """
     layout = make_layout(x, locs, scales, logits, xp, shape_params)
     cotangent_t = layout.point(cotangent)
-    logits_bar = None
-    if logits_gradient:
-        terms = sweep_terms(
-            x, locs, scales, logits, xp, layout, all_responsibilities=False, family=family, shape_params=shape_params
-        )
-        logits_bar = layout.weights_parameter(-reverse_sweep(terms, cotangent_t, xp, collect=False), logits.shape)
-    else:
-        terms = final_responsibility_terms(x, locs, scales, logits, xp, layout, family, shape_params)
+    terms, logits_bar = _terms_and_logits_bar(
+        x, locs, scales, logits, cotangent_t, layout, family, shape_params, logits_gradient, xp
+    )
     locs_pieces, scales_pieces = [], []
     for start, stop in event_blocks(terms.z.shape, xp):  # no full-size temporaries
         cotangent_block = xp.expand_dims(cotangent_t[start:stop, ...], axis=1)

@@ -106,9 +106,9 @@ from ._backend import (
     sequential_scan,
     special,
 )
-from ._sweeps import block_weight_terms, event_blocks, join_blocks, sum_to_shape
+from ._sweeps import block_weight_terms, component_softmax, event_blocks, join_blocks, sum_to_shape
 from ._typing import Array, Namespace, Shape
-from .families import NORMAL, exp_of_log
+from .families import NORMAL
 from .mixture import log_softmax, logsumexp
 
 __all__ = [
@@ -674,13 +674,11 @@ def _final_responsibility_terms(x, locs, scale_tril, logits, layout, xp):
     eps, tril, diagonal = _whitened_residuals(x, locs, scale_tril, layout, xp)
     log_weights = layout.logits(log_softmax(logits, xp)) - xp.sum(xp.log(diagonal), axis=0, keepdims=True)
     joint = log_weights - 0.5 * xp.sum(eps * eps, axis=0, keepdims=True)  # (1, K, P, Q)
-    shifted = exp_of_log(joint - xp.max(joint, axis=1, keepdims=True), xp)
-    responsibilities = shifted * (1.0 / xp.sum(shifted, axis=1, keepdims=True))
     return FullCovarianceTerms(
         eps=eps,
         tril=tril,
         inv_diagonal=1.0 / diagonal,
-        responsibilities=responsibilities,
+        responsibilities=component_softmax(joint, xp),
         a_scaled=None,
         largest_share=None,
     )
@@ -1088,6 +1086,19 @@ def full_covariance_implicit_jvp(
     return layout.point_back(_forward_sweep(terms, scaled, xp))
 
 
+def _terms_and_logits_bar(x, locs, scale_tril, logits, cotangent_t, layout, logits_gradient, xp):
+    r"""``(terms, logits_bar)`` for ``"hybrid"`` and ``"rao_blackwell"``, whose sweep serves the
+    ``logits`` alone: with ``logits_gradient``, the sweep terms and Eq. FC5's
+    :math:`\bar\ell_k = -\sum_d u_d\tilde a_{kd}` from the reverse sweep's final carry;
+    without, only :math:`\varepsilon` and :math:`r_k(x)` (:func:`_final_responsibility_terms`)
+    and ``None``."""
+    if not logits_gradient:
+        return _final_responsibility_terms(x, locs, scale_tril, logits, layout, xp), None
+    terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
+    final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
+    return terms, layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape)
+
+
 @flushing_subnormals
 def full_covariance_hybrid_vjp(
     x: Array,
@@ -1110,9 +1121,7 @@ def full_covariance_hybrid_vjp(
     cotangent_t = layout.point(cotangent)
     logits_bar = None
     if logits_gradient:  # the chosen-component part needs no sweep terms
-        terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
-        final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
-        logits_bar = layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape)
+        _, logits_bar = _terms_and_logits_bar(x, locs, scale_tril, logits, cotangent_t, layout, True, xp)
     chosen = layout.per_sample_components(component_one_hot) * cotangent_t  # (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(chosen, axis=3), locs.shape),
@@ -1182,13 +1191,7 @@ def full_covariance_rao_blackwell_vjp(
     only :math:`\varepsilon` and :math:`r_k(x)` are formed, no sweep."""
     xp, layout, (x, locs, scale_tril, logits, cotangent) = _prepare(x, locs, scale_tril, logits, (cotangent,), xp)
     cotangent_t = layout.point(cotangent)
-    logits_bar = None
-    if logits_gradient:
-        terms = _sweep_terms(x, locs, scale_tril, logits, layout, xp)
-        final_carry = _reverse_sweep(terms, cotangent_t, xp, collect=False).final_carry
-        logits_bar = layout.logits_back(-xp.sum(final_carry, axis=(0, 3)), logits.shape)
-    else:
-        terms = _final_responsibility_terms(x, locs, scale_tril, logits, layout, xp)
+    terms, logits_bar = _terms_and_logits_bar(x, locs, scale_tril, logits, cotangent_t, layout, logits_gradient, xp)
     weighted = terms.responsibilities[-1:, ...] * cotangent_t  # r_k(x) g, (D, K, P, Q)
     return (
         layout.locs_back(xp.sum(weighted, axis=3), locs.shape),

@@ -138,5 +138,5 @@ def test_autoguide_median_and_quantiles_agree_between_adapters():
     # the unconstrained latent's quantiles are those of the marginal mixtures
     latent = np.log(pyro_quantiles["a"].numpy())[:, None]
     latent = np.concatenate([latent, pyro_quantiles["b"].numpy()], axis=1)
-    _check_levels = _marginal_cdf(latent, locs, np.tril(scale_tril), logits)
-    np.testing.assert_allclose(_check_levels, np.array([[0.25], [0.5], [0.75]]) * np.ones((1, 3)), rtol=1e-9)
+    levels = _marginal_cdf(latent, locs, np.tril(scale_tril), logits)
+    np.testing.assert_allclose(levels, np.array([[0.25], [0.5], [0.75]]) * np.ones((1, 3)), rtol=1e-9)

@@ -609,8 +609,8 @@ MUTANTS = [
     Mutant(
         "pyro-fixed-logits-sweep-kept",
         "pyro_gmm/distribution.py",
-        '        options["logits_gradient"] = needs[3]\n',
-        '        options["logits_gradient"] = True\n',
+        "            bars = shared_math.sample_vjp(*args, logits_gradient=needs[3], **options)\n",
+        "            bars = shared_math.sample_vjp(*args, logits_gradient=True, **options)\n",
         "Pyro backward asks for the logits gradient of fixed logits (the sweep runs; gradients unchanged)",
         ("tests/test_fixed_weights.py",),
     ),
